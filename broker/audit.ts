@@ -1,0 +1,137 @@
+// The audit store: STATE/audit.db, one append-only hash chain of every frame and security event.
+// WAL with synchronous=FULL; triggers refuse UPDATE and DELETE. append() resolves only once the
+// record is durable. Records queued in one event-loop turn share one transaction (group commit),
+// which is how concurrent agents stay fast while forming a single chain.
+import { Database } from "bun:sqlite";
+import { chainHash, GENESIS, type AuditRecord } from "../lib/audit-format.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS records (
+  seq    INTEGER PRIMARY KEY,
+  ts     TEXT NOT NULL,
+  agent  TEXT NOT NULL,
+  kind   TEXT NOT NULL,
+  cap    TEXT NOT NULL,
+  fields TEXT NOT NULL,
+  raw    BLOB NOT NULL,
+  prev   BLOB NOT NULL,
+  hash   BLOB NOT NULL
+) STRICT;
+CREATE TRIGGER IF NOT EXISTS records_append_only_update BEFORE UPDATE ON records
+  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS records_append_only_delete BEFORE DELETE ON records
+  BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
+`;
+
+export interface AuditEvent {
+  agent: string;
+  kind: string;
+  cap?: string;
+  fields?: Record<string, unknown>;
+  raw?: Uint8Array;
+}
+
+interface Pending {
+  event: AuditEvent;
+  resolve: (seq: number) => void;
+  reject: (e: Error) => void;
+}
+
+const NO_BYTES = new Uint8Array(0);
+
+/** Opens the log read-only, for viv-log. */
+export function openAuditReadOnly(path: string): Database {
+  const db = new Database(path, { readonly: true, strict: true });
+  db.exec("PRAGMA query_only = ON");
+  return db;
+}
+
+export class AuditStore {
+  private db: Database;
+  private insert;
+  private queue: Pending[] = [];
+  private scheduled = false;
+  private headSeq = 0;
+  private headHash: Uint8Array = GENESIS;
+
+  constructor(path: string) {
+    this.db = new Database(path, { create: true, strict: true });
+    this.db.exec("PRAGMA journal_mode = WAL");
+    this.db.exec("PRAGMA synchronous = FULL");
+    this.db.exec("PRAGMA busy_timeout = 5000");
+    this.db.exec(SCHEMA);
+    this.insert = this.db.prepare(
+      "INSERT INTO records (seq, ts, agent, kind, cap, fields, raw, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    );
+    const head = this.db.query("SELECT * FROM records ORDER BY seq DESC LIMIT 1").get() as AuditRecord | null;
+    if (head) {
+      const expect = chainHash(head);
+      if (Buffer.compare(Buffer.from(expect), Buffer.from(head.hash)) !== 0) {
+        throw new Error(`audit log head (seq ${head.seq}) does not match its hash; run viv-log verify`);
+      }
+      this.headSeq = head.seq;
+      this.headHash = new Uint8Array(head.hash);
+    }
+  }
+
+  get head() {
+    return { seq: this.headSeq, hash: this.headHash };
+  }
+
+  /** Queues a record; resolves with its sequence number once it is durable. */
+  append(event: AuditEvent): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ event, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Writes every queued record in one transaction: one fsync for the whole batch. */
+  flush() {
+    this.scheduled = false;
+    const batch = this.queue;
+    this.queue = [];
+    if (batch.length === 0) return;
+    const startSeq = this.headSeq;
+    const startHash = this.headHash;
+    const seqs: number[] = [];
+    try {
+      this.db.transaction(() => {
+        for (const p of batch) seqs.push(this.write(p.event));
+      })();
+    } catch (e) {
+      this.headSeq = startSeq;
+      this.headHash = startHash;
+      const err = new Error(`audit log write failed: ${(e as Error).message}`);
+      for (const p of batch) p.reject(err);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(seqs[i]!));
+  }
+
+  private write(e: AuditEvent): number {
+    const r = {
+      seq: this.headSeq + 1,
+      ts: new Date().toISOString(),
+      agent: e.agent,
+      kind: e.kind,
+      cap: e.cap ?? "-",
+      fields: JSON.stringify(e.fields ?? {}),
+      raw: e.raw ?? NO_BYTES,
+      prev: this.headHash,
+    };
+    const hash = chainHash(r);
+    this.insert.run(r.seq, r.ts, r.agent, r.kind, r.cap, r.fields, r.raw, r.prev, hash);
+    this.headSeq = r.seq;
+    this.headHash = hash;
+    return r.seq;
+  }
+
+  close() {
+    this.flush();
+    this.db.close();
+  }
+}

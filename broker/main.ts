@@ -1,0 +1,101 @@
+// viv-broker's life cycle: refuse to start on any doubt (bad policy, unreadable audit log,
+// another broker on the same state, grants that overlap the state directory), then serve until
+// SIGTERM. SIGHUP reloads the policy; an invalid new policy is refused and the running one kept.
+import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { Exit, VivError } from "../lib/exit.ts";
+import { stateLayout } from "../lib/paths.ts";
+import { loadPolicy, PolicyError } from "../policy/load.ts";
+import type { Policy } from "../policy/model.ts";
+import { isWithin, pathComponents } from "../policy/scope.ts";
+import { CATALOG } from "../capabilities/registry.ts";
+import { AuditStore } from "./audit.ts";
+import { listenOperator } from "./operator.ts";
+import { Broker } from "./server.ts";
+import { stubBinary } from "../lib/install.ts";
+
+/** Grants and workspaces must not reach vivary's own state (the audit log above all). */
+function refuseStateOverlap(policy: Policy, state: string) {
+  const s = pathComponents(state) as string[];
+  for (const a of policy.agents.values()) {
+    const dirs = [...(a.workspace ? [a.workspace] : []), ...[...a.grants.values()].flatMap((g) => g.scopes.path ?? [])];
+    for (const d of dirs) {
+      const p = pathComponents(d) as string[];
+      if (isWithin(p, s) || isWithin(s, p)) {
+        throw new PolicyError([`${a.where}: '${d}' of agent '${a.name}' overlaps the state directory '${state}'`]);
+      }
+    }
+  }
+}
+
+function load(path: string, state: string): Policy {
+  const policy = loadPolicy(path, CATALOG);
+  refuseStateOverlap(policy, state);
+  return policy;
+}
+
+async function brokerRunning(sock: string): Promise<boolean> {
+  if (!existsSync(sock)) return false;
+  try {
+    const s = await Bun.connect({ unix: sock, socket: { data() {} } });
+    s.end();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function runBroker(opts: { policy: string; state: string }): Promise<number> {
+  process.umask(0o077);
+  const state = opts.state.startsWith("/") ? opts.state : `${process.cwd()}/${opts.state}`;
+  const L = stateLayout(state);
+  let policy: Policy;
+  try {
+    policy = load(opts.policy, state);
+  } catch (e) {
+    if (e instanceof PolicyError) {
+      for (const p of e.problems) process.stderr.write(`viv-broker: ${p}\n`);
+      return Exit.config;
+    }
+    throw e;
+  }
+  mkdirSync(L.agents, { recursive: true, mode: 0o711 });
+  chmodSync(state, 0o711);
+  chmodSync(L.agents, 0o711);
+  if (await brokerRunning(L.operatorSocket)) throw new VivError(Exit.unavailable, `a broker already serves '${state}'`);
+
+  let audit: AuditStore;
+  try {
+    audit = new AuditStore(L.audit);
+  } catch (e) {
+    throw new VivError(Exit.internal, `cannot open audit log '${L.audit}': ${(e as Error).message}`);
+  }
+  await audit.append({ agent: "-", kind: "broker", fields: { event: "start", pid: process.pid, policy: policy.digest } });
+
+  const broker = new Broker(policy, state, audit, stubBinary());
+  broker.start();
+  const operator = listenOperator(broker, L.operatorSocket);
+
+  process.on("SIGHUP", () => {
+    try {
+      const next = load(opts.policy, state);
+      broker.replacePolicy(next).catch((e) => process.stderr.write(`viv-broker: ${(e as Error).message}\n`));
+      process.stderr.write(`viv-broker: policy reloaded (${next.digest.slice(0, 12)})\n`);
+    } catch (e) {
+      const problems = e instanceof PolicyError ? e.problems : [(e as Error).message];
+      for (const p of problems) process.stderr.write(`viv-broker: reload refused: ${p}\n`);
+      audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload-refused", reason: problems[0] } }).catch(() => {});
+    }
+  });
+
+  return await new Promise<number>((resolve) => {
+    const stop = async () => {
+      operator.stop(true);
+      broker.stop();
+      await audit.append({ agent: "-", kind: "broker", fields: { event: "stop", pid: process.pid } }).catch(() => {});
+      audit.close();
+      resolve(Exit.ok);
+    };
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
+  });
+}

@@ -1,0 +1,345 @@
+// The broker's main loop: one listening socket per agent (identity is the socket a connection
+// came in on), a bounded frame reader per connection, deadlines, and the call path
+// decide → record intent → execute → record outcome → reply. Library code below this never logs
+// or touches sockets; this file owns both, and audits each frame once.
+import { chmodSync, chownSync, rmSync } from "node:fs";
+import type { Socket, UnixSocketListener } from "bun";
+import type { Args } from "../lib/capability.ts";
+import { EscapeAttempt } from "../lib/confined-fs.ts";
+import { Exit, VivError } from "../lib/exit.ts";
+import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
+import { stateLayout } from "../lib/paths.ts";
+import type { AgentPolicy, Policy } from "../policy/model.ts";
+import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
+import type { AuditStore } from "./audit.ts";
+import { FrameReader } from "./frame-reader.ts";
+import { argsDigest, decide } from "./pipeline.ts";
+import { RateLimiter } from "./rate-limit.ts";
+
+export const LIMITS = {
+  helloMs: 5_000,
+  frameMs: 5_000,
+  idleMs: 60_000,
+  execMs: 30_000,
+  connectionsPerAgent: 32,
+};
+
+interface Conn {
+  id: number;
+  agent: string;
+  reader: FrameReader;
+  gotHello: boolean;
+  callInFlight: boolean;
+  closing: boolean;
+  timer: ReturnType<typeof setTimeout> | null;
+  timerFor: "hello" | "frame" | "idle" | null;
+  chain: Promise<void>;
+  out: Uint8Array[];
+}
+
+type AgentSocket = Socket<Conn>;
+
+interface AgentListener {
+  listener: UnixSocketListener<Conn>;
+  conns: Set<AgentSocket>;
+}
+
+const enc = new TextEncoder();
+const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
+
+export class Broker {
+  private listeners = new Map<string, AgentListener>();
+  private limiter = new RateLimiter();
+  private nextConn = 1;
+  private jails = new Map<string, Set<number>>();
+
+  constructor(
+    private policy: Policy,
+    private readonly state: string,
+    private readonly audit: AuditStore,
+    private readonly stubPath: string,
+  ) {}
+
+  get agents(): ReadonlyMap<string, AgentPolicy> {
+    return this.policy.agents;
+  }
+
+  connections(agent: string): number {
+    return this.listeners.get(agent)?.conns.size ?? 0;
+  }
+
+  start() {
+    for (const agent of this.policy.agents.values()) this.listen(agent);
+  }
+
+  /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */
+  async replacePolicy(next: Policy) {
+    const old = this.policy;
+    this.policy = next;
+    for (const name of old.agents.keys()) if (!next.agents.has(name)) this.revoke(name, "removed from policy");
+    for (const agent of next.agents.values()) {
+      if (this.listeners.has(agent.name)) prepareAgentDir(this.state, agent, this.stubPath);
+      else this.listen(agent);
+      this.limiter.forget(`${agent.name}\0`);
+    }
+    await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
+  }
+
+  registerJail(agent: string, pid: number) {
+    if (!this.jails.has(agent)) this.jails.set(agent, new Set());
+    this.jails.get(agent)!.add(pid);
+  }
+
+  unregisterJail(agent: string, pid: number) {
+    this.jails.get(agent)?.delete(pid);
+  }
+
+  /** The kill switch: closes the agent's socket and connections and ends its jails. */
+  async kill(agent: string, by: string) {
+    await this.audit.append({ agent, kind: "kill", fields: { by, jails: [...(this.jails.get(agent) ?? [])] } });
+    for (const pid of this.jails.get(agent) ?? []) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        /* already gone */
+      }
+    }
+    this.jails.delete(agent);
+    this.revoke(agent, "killed by operator");
+  }
+
+  stop() {
+    for (const name of [...this.listeners.keys()]) this.revoke(name, "broker stopping", false);
+  }
+
+  private listen(agent: AgentPolicy) {
+    prepareAgentDir(this.state, agent, this.stubPath);
+    const path = stateLayout(this.state).agentSocket(agent.name);
+    rmSync(path, { force: true });
+    const conns = new Set<AgentSocket>();
+    const name = agent.name;
+    const listener = Bun.listen<Conn>({
+      unix: path,
+      socket: {
+        open: (s) => this.onOpen(name, conns, s),
+        data: (s, chunk) => this.onData(s, chunk),
+        drain: (s) => this.flushOut(s),
+        close: (s) => this.onClose(conns, s),
+        error: (s) => this.onClose(conns, s),
+      },
+    });
+    if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
+    chmodSync(path, 0o600);
+    this.listeners.set(name, { listener, conns });
+  }
+
+  private revoke(name: string, why: string, removeDir = true) {
+    const l = this.listeners.get(name);
+    if (!l) return;
+    l.listener.stop(true);
+    for (const s of l.conns) s.end();
+    this.listeners.delete(name);
+    rmSync(stateLayout(this.state).agentSocket(name), { force: true });
+    if (removeDir && !this.policy.agents.has(name)) removeAgentDir(this.state, name);
+    void why;
+  }
+
+  private onOpen(agent: string, conns: Set<AgentSocket>, s: AgentSocket) {
+    s.data = {
+      id: this.nextConn++,
+      agent,
+      reader: new FrameReader(),
+      gotHello: false,
+      callInFlight: false,
+      closing: false,
+      timer: null,
+      timerFor: null,
+      chain: Promise.resolve(),
+      out: [],
+    };
+    if (conns.size >= LIMITS.connectionsPerAgent) {
+      this.violate(s, `more than ${LIMITS.connectionsPerAgent} connections at once`, new Uint8Array(0));
+      return;
+    }
+    conns.add(s);
+    this.arm(s, "hello");
+  }
+
+  private onClose(conns: Set<AgentSocket>, s: AgentSocket) {
+    conns.delete(s);
+    if (s.data) {
+      s.data.closing = true;
+      this.disarm(s);
+    }
+  }
+
+  private arm(s: AgentSocket, what: "hello" | "frame" | "idle") {
+    this.disarm(s);
+    const ms = what === "hello" ? LIMITS.helloMs : what === "frame" ? LIMITS.frameMs : LIMITS.idleMs;
+    s.data.timerFor = what;
+    s.data.timer = setTimeout(() => {
+      s.data.timer = null;
+      if (what === "idle") s.end();
+      else this.violate(s, what === "hello" ? `no hello within ${ms} ms` : `incomplete frame after ${ms} ms`, new Uint8Array(0));
+    }, ms);
+  }
+
+  private disarm(s: AgentSocket) {
+    if (s.data.timer) clearTimeout(s.data.timer);
+    s.data.timer = null;
+    s.data.timerFor = null;
+  }
+
+  private onData(s: AgentSocket, chunk: Uint8Array) {
+    const c = s.data;
+    if (c.closing) return;
+    for (const ev of c.reader.push(chunk)) {
+      if (ev.type === "bad-length") {
+        this.violate(s, ev.length === 0 ? "empty frame" : `frame of ${ev.length} bytes exceeds the limit`, ev.header);
+        return;
+      }
+      let frame: Frame;
+      try {
+        frame = decodeBody(ev.body);
+      } catch (e) {
+        if (!(e instanceof FrameError)) throw e;
+        this.violate(s, e.message, ev.raw);
+        return;
+      }
+      if (!this.accept(s, frame, ev.raw)) return;
+    }
+    if (c.reader.midFrame) {
+      if (c.timerFor !== "frame" && c.timerFor !== "hello") this.arm(s, "frame");
+    } else if (c.gotHello && !c.callInFlight) this.arm(s, "idle");
+    else if (c.gotHello) this.disarm(s);
+  }
+
+  /** Checks a decoded frame against the connection's state and queues its handling. */
+  private accept(s: AgentSocket, frame: Frame, raw: Uint8Array): boolean {
+    const c = s.data;
+    if (frame.type === "hello") {
+      if (c.gotHello) return this.violate(s, "second hello", raw), false;
+      if (frame.version !== PROTOCOL_VERSION) return this.violate(s, `unsupported protocol version ${frame.version}`, raw), false;
+      c.gotHello = true;
+      this.enqueue(s, () => this.onHello(s, raw));
+      return true;
+    }
+    if (frame.type !== "call") return this.violate(s, `unexpected ${frame.type} frame from client`, raw), false;
+    if (!c.gotHello) return this.violate(s, "call before hello", raw), false;
+    if (c.callInFlight) return this.violate(s, "call while another is in flight", raw), false;
+    c.callInFlight = true;
+    this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw));
+    return true;
+  }
+
+  private enqueue(s: AgentSocket, job: () => Promise<void>) {
+    s.data.chain = s.data.chain.then(job).catch((e) => this.fail(s, e));
+  }
+
+  private async onHello(s: AgentSocket, raw: Uint8Array) {
+    const reply = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
+    await this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
+    this.send(s, reply);
+  }
+
+  private async onCall(s: AgentSocket, cap: string, argv: string[], raw: Uint8Array) {
+    const c = s.data;
+    const agent = this.policy.agents.get(c.agent);
+    if (!agent) return void s.end();
+    const d = decide(agent, cap, argv, this.limiter);
+    let reply: Uint8Array;
+    if (d.type === "help") {
+      reply = result(0, `${JSON.stringify(d.schema, null, 2)}\n`, "");
+      await this.audit.append({ agent: c.agent, kind: "help", cap, fields: { conn: c.id }, raw: concat(raw, reply) });
+    } else if (d.type === "refuse") {
+      const r = d.refusal;
+      reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
+      await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason }, raw: concat(raw, reply) });
+    } else {
+      const digest = argsDigest(d.args);
+      await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
+      reply = await this.execute(c, cap, d.capability.run.bind(d.capability), d.args, d.grant.scopes, digest);
+    }
+    c.callInFlight = false;
+    if (!c.closing) {
+      this.send(s, reply);
+      if (!c.reader.midFrame) this.arm(s, "idle");
+    }
+  }
+
+  /** Runs an authorized call with a timeout and records its outcome before the reply goes out. */
+  private async execute(c: Conn, cap: string, run: (a: Args, sc: Record<string, readonly string[]>) => unknown, args: Args, scopes: Record<string, readonly string[]>, digest: string): Promise<Uint8Array> {
+    let exit: number = Exit.ok;
+    let stdout = "";
+    let stderr = "";
+    let escape: string | null = null;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    try {
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new VivError(Exit.temporary, `timed out after ${LIMITS.execMs} ms`)), LIMITS.execMs);
+      });
+      const out = await Promise.race([Promise.resolve(run(args, scopes)), timeout]);
+      stdout = `${JSON.stringify(out)}\n`;
+    } catch (e) {
+      const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
+      exit = err.code;
+      stderr = `${cap}: ${err.message}\n`;
+      if (e instanceof EscapeAttempt) escape = err.message;
+    } finally {
+      clearTimeout(timer);
+    }
+    const reply = result(exit, stdout, stderr);
+    const fields = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
+    return reply;
+  }
+
+  /** A protocol violation: recorded as a security event, then an ERROR frame and the door. */
+  private violate(s: AgentSocket, reason: string, raw: Uint8Array) {
+    const c = s.data;
+    if (c.closing) return;
+    c.closing = true;
+    this.disarm(s);
+    const reply = encodeFrame({ type: "error", exit: Exit.protocol, message: reason });
+    this.audit
+      .append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) })
+      .then(
+        () => {
+          this.send(s, reply);
+          s.end();
+        },
+        () => s.end(),
+      );
+  }
+
+  /** An unexpected failure on one connection (the audit log refusing a write, say): fail closed. */
+  private fail(s: AgentSocket, e: unknown) {
+    process.stderr.write(`viv-broker: connection ${s.data.id} of agent '${s.data.agent}' failed: ${(e as Error).message}\n`);
+    s.data.closing = true;
+    this.send(s, encodeFrame({ type: "error", exit: Exit.internal, message: "internal error" }));
+    s.end();
+  }
+
+  private send(s: AgentSocket, bytes: Uint8Array) {
+    s.data.out.push(bytes);
+    this.flushOut(s);
+  }
+
+  private flushOut(s: AgentSocket) {
+    const q = s.data.out;
+    while (q.length) {
+      const head = q[0]!;
+      const n = s.write(head);
+      if (n < 0) return void (q.length = 0);
+      if (n < head.length) {
+        q[0] = head.subarray(n);
+        return;
+      }
+      q.shift();
+    }
+  }
+}
+
+function result(exit: number, stdout: string, stderr: string): Uint8Array {
+  return encodeFrame({ type: "result", exit, stdout: enc.encode(stdout), stderr: enc.encode(stderr) });
+}

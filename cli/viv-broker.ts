@@ -1,0 +1,21 @@
+// viv-broker: runs the broker in the foreground. Declares its options; broker/main.ts does the work.
+import { Command, Option } from "clipanion";
+import { runBroker } from "../broker/main.ts";
+import { runCli } from "../lib/cli.ts";
+import { resolvePolicyPath, resolveStateDir } from "../lib/paths.ts";
+
+class BrokerCommand extends Command {
+  static override usage = Command.Usage({
+    description: "run the vivary broker in the foreground",
+    details: "Serves one socket per agent in the policy and the operator socket, and records every frame in STATE/audit.db. SIGHUP reloads the policy; SIGTERM stops.",
+    examples: [["Serve the example policy", "$0 --policy policy/examples/demo.kdl --state /var/lib/vivary"]],
+  });
+  policy = Option.String("--policy", { description: "policy file or directory of *.kdl (default $VIVARY_POLICY, then /etc/vivary/policy.kdl)" });
+  state = Option.String("--state", { description: "state directory (default $VIVARY_STATE, then /var/lib/vivary for root)" });
+
+  async execute() {
+    return runBroker({ policy: resolvePolicyPath(this.policy), state: resolveStateDir(this.state) });
+  }
+}
+
+export const main = (argv: string[]) => runCli("viv-broker", [BrokerCommand], argv);

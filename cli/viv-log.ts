@@ -1,0 +1,137 @@
+// viv-log: prints the audit log one record per line (or NDJSON), verifies its hash chain, and
+// exports a checkpoint to keep elsewhere so that a truncated tail is detected later.
+import { Database } from "bun:sqlite";
+import { existsSync, readFileSync } from "node:fs";
+import { Command, Option } from "clipanion";
+import { openAuditReadOnly } from "../broker/audit.ts";
+import { chainHash, formatJson, formatLine, GENESIS, toHex, type AuditRecord } from "../lib/audit-format.ts";
+import { runCli } from "../lib/cli.ts";
+import { Exit, VivError } from "../lib/exit.ts";
+import { resolveStateDir, stateLayout } from "../lib/paths.ts";
+
+const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
+const FOLLOW_POLL_MS = 200;
+const PAGE = 1000;
+
+function openLog(state: string | undefined): Database {
+  const path = stateLayout(resolveStateDir(state)).audit;
+  if (!existsSync(path)) throw new VivError(Exit.unavailable, `no audit log at '${path}'`);
+  try {
+    return openAuditReadOnly(path);
+  } catch (e) {
+    throw new VivError(Exit.unavailable, `cannot open audit log '${path}': ${(e as Error).message}`);
+  }
+}
+
+/** --since: an ISO-8601 time, or a duration back from now such as 30s, 10m, 2h, 1d. */
+export function parseSince(v: string, now = Date.now()): string {
+  const rel = /^([0-9]+)([smhd])$/.exec(v);
+  if (rel) return new Date(now - Number(rel[1]) * { s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[rel[2] as "s"]).toISOString();
+  const t = Date.parse(v);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(t)) throw new VivError(Exit.usage, `--since '${v}' is not an ISO-8601 time or a duration like 10m`);
+  return new Date(t).toISOString();
+}
+
+class PrintCommand extends Command {
+  static override paths = [Command.Default];
+  static override usage = Command.Usage({
+    description: "print audit records, one per line",
+    details: "Each line starts with an ISO-8601 timestamp, then key=value fields: always seq, agent, kind and cap. The format is a versioned contract: fields are added, never renamed.",
+    examples: [
+      ["Show every denial", "$0 | grep kind=deny"],
+      ["Follow one agent's calls as NDJSON", "$0 --agent researcher --follow --json"],
+    ],
+  });
+  agent = Option.String("--agent", { description: "only this agent's records" });
+  cap = Option.String("--cap", { description: "only records of this capability" });
+  since = Option.String("--since", { description: "only records at or after TIME (ISO-8601, or 10m, 2h, 1d ago)" });
+  follow = Option.Boolean("--follow", false, { description: "keep printing new records as they are written" });
+  json = Option.Boolean("--json", false, { description: "print NDJSON records" });
+  state = stateOption();
+
+  async execute() {
+    const db = openLog(this.state);
+    const where = ["seq > $after"];
+    const params: Record<string, string | number> = { after: 0 };
+    if (this.agent) (where.push("agent = $agent"), (params.agent = this.agent));
+    if (this.cap) (where.push("cap = $cap"), (params.cap = this.cap));
+    if (this.since) (where.push("ts >= $since"), (params.since = parseSince(this.since)));
+    const q = db.query(`SELECT * FROM records WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ${PAGE}`);
+    const out = this.context.stdout;
+    for (;;) {
+      const rows = q.all(params) as AuditRecord[];
+      for (const r of rows) out.write(`${this.json ? formatJson(r) : formatLine(r)}\n`);
+      if (rows.length) params.after = rows[rows.length - 1]!.seq;
+      if (rows.length === PAGE) continue;
+      if (!this.follow) break;
+      await Bun.sleep(FOLLOW_POLL_MS);
+    }
+  }
+}
+
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+}
+
+export function parseCheckpoint(text: string): Checkpoint {
+  const m = /^seq=([0-9]+) hash=([0-9a-f]{64})\s*$/.exec(text.trim());
+  if (!m) throw new VivError(Exit.data, "checkpoint is not 'seq=N hash=HEX'");
+  return { seq: Number(m[1]), hash: m[2]! };
+}
+
+/** Walks the chain from the first record; returns the first problem, or the head. */
+export function verifyChain(db: Database): { ok: true; seq: number; hash: string } | { ok: false; seq: number; why: string } {
+  let prev: Uint8Array = GENESIS;
+  let expect = 1;
+  for (const r of db.query("SELECT * FROM records ORDER BY seq").iterate() as Iterable<AuditRecord>) {
+    if (r.seq !== expect) return { ok: false, seq: expect, why: r.seq > expect ? `missing (next is seq ${r.seq})` : `out of order (found seq ${r.seq})` };
+    if (Buffer.compare(Buffer.from(r.prev), Buffer.from(prev)) !== 0) return { ok: false, seq: r.seq, why: "does not follow the record before it (reordered or replaced)" };
+    const h = chainHash(r);
+    if (Buffer.compare(Buffer.from(h), Buffer.from(r.hash)) !== 0) return { ok: false, seq: r.seq, why: "content does not match its hash (edited)" };
+    prev = h;
+    expect++;
+  }
+  return { ok: true, seq: expect - 1, hash: toHex(prev) };
+}
+
+class VerifyCommand extends Command {
+  static override paths = [["verify"]];
+  static override usage = Command.Usage({
+    description: "verify the hash chain; exits 65 naming the first broken record",
+    examples: [["Verify against a kept checkpoint", "$0 verify --checkpoint /root/vivary.checkpoint"]],
+  });
+  checkpoint = Option.String("--checkpoint", { description: "a file from 'viv-log checkpoint': also detects a truncated tail" });
+  state = stateOption();
+
+  async execute() {
+    const cp = this.checkpoint ? parseCheckpoint(readFileSync(this.checkpoint, "utf8")) : null;
+    const db = openLog(this.state);
+    const r = verifyChain(db);
+    if (!r.ok) throw new VivError(Exit.data, `verify: record seq=${r.seq}: ${r.why}`);
+    if (cp) {
+      if (r.seq < cp.seq) throw new VivError(Exit.data, `verify: log ends at seq=${r.seq} but the checkpoint names seq=${cp.seq} (truncated)`);
+      const row = db.query("SELECT hash FROM records WHERE seq = ?").get(cp.seq) as { hash: Uint8Array } | null;
+      const hash = row ? toHex(row.hash) : toHex(GENESIS);
+      if (hash !== cp.hash) throw new VivError(Exit.data, `verify: record seq=${cp.seq}: hash differs from the checkpoint (log rewritten)`);
+    }
+    this.context.stdout.write(`ok: ${r.seq} records, head seq=${r.seq} hash=${r.hash}${cp ? `, checkpoint seq=${cp.seq} matches` : ""}\n`);
+  }
+}
+
+class CheckpointCommand extends Command {
+  static override paths = [["checkpoint"]];
+  static override usage = Command.Usage({
+    description: "print the head's sequence number and hash, to keep elsewhere",
+    examples: [["Keep a checkpoint off the host", "$0 checkpoint | ssh backup 'cat >> vivary.checkpoints'"]],
+  });
+  state = stateOption();
+
+  async execute() {
+    const db = openLog(this.state);
+    const row = db.query("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").get() as { seq: number; hash: Uint8Array } | null;
+    this.context.stdout.write(row ? `seq=${row.seq} hash=${toHex(row.hash)}\n` : `seq=0 hash=${toHex(GENESIS)}\n`);
+  }
+}
+
+export const main = (argv: string[]) => runCli("viv-log", [PrintCommand, VerifyCommand, CheckpointCommand], argv);

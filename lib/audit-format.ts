@@ -1,0 +1,90 @@
+// The audit record: its canonical encoding (what the hash chain covers) and its one-line and JSON
+// renderings for viv-log. Shared by the broker (which writes records) and viv-log (which reads and
+// verifies them); no I/O. The line format is a versioned contract: add fields, never rename.
+
+export interface AuditRecord {
+  seq: number;
+  ts: string;
+  agent: string;
+  kind: string;
+  cap: string;
+  /** JSON object text, stored and hashed exactly as written. */
+  fields: string;
+  /** Zero or more whole frames, back to back, exactly as they crossed the socket. */
+  raw: Uint8Array;
+  prev: Uint8Array;
+  hash: Uint8Array;
+}
+
+export const LOG_FORMAT_VERSION = 1;
+export const GENESIS = new Uint8Array(32);
+/** Shown values longer than this are cut, visibly, in the line format. */
+export const MAX_SHOWN = 120;
+
+const enc = new TextEncoder();
+
+function u64(n: number): Uint8Array {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, BigInt(n));
+  return b;
+}
+
+function field(h: Bun.CryptoHasher, b: Uint8Array) {
+  h.update(u64(b.length));
+  h.update(b);
+}
+
+/** sha256(prev ‖ u64 seq ‖ each of ts, agent, kind, cap, fields, raw as u64 length ‖ bytes). */
+export function chainHash(r: Omit<AuditRecord, "hash">): Uint8Array {
+  const h = new Bun.CryptoHasher("sha256");
+  h.update(r.prev);
+  h.update(u64(r.seq));
+  for (const s of [r.ts, r.agent, r.kind, r.cap, r.fields]) field(h, enc.encode(s));
+  field(h, r.raw);
+  return new Uint8Array(h.digest() as Uint8Array);
+}
+
+export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+
+const CONTROL = /[\u0000-\u001f\u007f-\u009f"\\]/g;
+
+/** Quotes a value when it has spaces, quotes, '=' or nothing; escapes control characters. */
+export function showValue(v: unknown): string {
+  let s = typeof v === "string" ? v : JSON.stringify(v);
+  if (s.length > MAX_SHOWN) s = `${s.slice(0, MAX_SHOWN)}…(${s.length} chars)`;
+  const escaped = s.replace(CONTROL, (c) => {
+    if (c === '"' || c === "\\") return `\\${c}`;
+    if (c === "\n") return "\\n";
+    if (c === "\t") return "\\t";
+    if (c === "\r") return "\\r";
+    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+  });
+  return escaped === "" || /[\s"=\\]/.test(escaped) || escaped !== s ? `"${escaped}"` : escaped;
+}
+
+/** One grep-friendly line: timestamp, then seq agent kind cap, then the record's own fields. */
+export function formatLine(r: Pick<AuditRecord, "seq" | "ts" | "agent" | "kind" | "cap" | "fields">): string {
+  const parts = [r.ts, `seq=${r.seq}`, `agent=${showValue(r.agent)}`, `kind=${r.kind}`, `cap=${showValue(r.cap)}`];
+  const f = JSON.parse(r.fields) as Record<string, unknown>;
+  for (const [k, v] of Object.entries(f)) {
+    if (v && typeof v === "object" && !Array.isArray(v)) {
+      for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) parts.push(`${k}.${k2}=${showValue(v2)}`);
+    } else parts.push(`${k}=${showValue(v)}`);
+  }
+  return parts.join(" ");
+}
+
+/** The NDJSON form of a record: the same facts as the line, fields unabbreviated, plus the hash. */
+export function formatJson(r: AuditRecord): string {
+  return JSON.stringify({
+    v: LOG_FORMAT_VERSION,
+    ts: r.ts,
+    seq: r.seq,
+    agent: r.agent,
+    kind: r.kind,
+    cap: r.cap,
+    ...JSON.parse(r.fields),
+    raw: Buffer.from(r.raw).toString("base64"),
+    hash: toHex(r.hash),
+  });
+}

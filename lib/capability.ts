@@ -1,0 +1,120 @@
+// The capability interface (DESIGN.md): what a capability definition holds, and how argv is
+// parsed against its JSON Schema. Shared by the broker (which parses what an agent sent) and by
+// each capability's own executable; it has no I/O.
+import { usageError } from "./exit.ts";
+
+export type Risk = "low" | "medium" | "high" | "critical";
+
+export interface PropertySchema {
+  type: "string" | "integer" | "number" | "boolean" | "array";
+  description?: string;
+  enum?: string[];
+  default?: unknown;
+  minLength?: number;
+  maxLength?: number;
+  minimum?: number;
+  maximum?: number;
+  items?: { type: "string" };
+  maxItems?: number;
+}
+
+/** A capability's input schema: draft 2020-12 plus vivary's x-vivary-* annotations. */
+export interface CapabilitySchema {
+  $schema: string;
+  title: string;
+  description: string;
+  type: "object";
+  additionalProperties: false;
+  required: string[];
+  properties: Record<string, PropertySchema>;
+  "x-vivary-risk": Risk;
+  "x-vivary-scopes": string[];
+  "x-vivary-credential": string | null;
+  "x-vivary-output": Record<string, unknown>;
+}
+
+export type Args = Readonly<Record<string, string | number | boolean | readonly string[]>>;
+
+/** The effective scope handed to a capability: the values of its grant, by kind. */
+export type Scopes = Readonly<Record<string, readonly string[]>>;
+
+export interface Capability<A = Args, R = unknown> {
+  schema: CapabilitySchema;
+  /** Pure: is this call inside the scope? Returns the reason for a denial, or null. */
+  authorize(args: A, scopes: Scopes): string | null;
+  /** Performs the call on the host, confined. Throws VivError for an expected failure. */
+  run(args: A, scopes: Scopes): R | Promise<R>;
+}
+
+export const kebab = (prop: string) => prop.replace(/_/g, "-");
+
+export type ParsedArgv = { help: true } | { help: false; args: Args };
+
+/**
+ * Parses argv against a schema. Options are `--kebab-name VALUE` or `--kebab-name=VALUE`; a
+ * boolean is a bare flag; an array is a repeated flag. The token after an option that takes a
+ * value is always its value, whatever it looks like. Unknown, duplicated and abbreviated options
+ * and stray arguments are usage errors. `--help` in option position asks for the schema.
+ */
+export function parseArgv(schema: CapabilitySchema, argv: readonly string[]): ParsedArgv {
+  const byFlag = new Map(Object.entries(schema.properties).map(([k, v]) => [`--${kebab(k)}`, [k, v] as const]));
+  const out: Record<string, string | number | boolean | string[]> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const tok = argv[i]!;
+    if (tok === "--") {
+      if (i + 1 < argv.length) throw usageError(`unexpected argument '${argv[i + 1]}'`);
+      break;
+    }
+    if (tok === "--help") return { help: true };
+    if (!tok.startsWith("--")) throw usageError(`unexpected argument '${tok}'`);
+    const eq = tok.indexOf("=");
+    const flag = eq < 0 ? tok : tok.slice(0, eq);
+    const entry = byFlag.get(flag);
+    if (!entry) throw usageError(`unknown option '${flag}'`);
+    const [key, prop] = entry;
+    if (prop.type === "boolean") {
+      if (eq >= 0) throw usageError(`option '${flag}' is a flag and takes no value`);
+      if (key in out) throw usageError(`option '${flag}' is given twice`);
+      out[key] = true;
+      continue;
+    }
+    let raw: string;
+    if (eq >= 0) raw = tok.slice(eq + 1);
+    else if (i + 1 < argv.length) raw = argv[++i]!;
+    else throw usageError(`option '${flag}' needs a value`);
+    if (prop.type === "array") {
+      const list = (out[key] ??= []) as string[];
+      if (prop.maxItems !== undefined && list.length >= prop.maxItems) throw usageError(`option '${flag}' is given more than ${prop.maxItems} times`);
+      list.push(checkString(flag, raw, prop));
+      continue;
+    }
+    if (key in out) throw usageError(`option '${flag}' is given twice`);
+    out[key] = convert(flag, raw, prop);
+  }
+  for (const req of schema.required) {
+    if (!(req in out)) throw usageError(`missing required option '--${kebab(req)}'`);
+  }
+  for (const [key, prop] of Object.entries(schema.properties)) {
+    if (!(key in out) && prop.default !== undefined) out[key] = prop.default as string;
+  }
+  for (const v of Object.values(out)) if (Array.isArray(v)) Object.freeze(v);
+  return { help: false, args: Object.freeze(out) };
+}
+
+function checkString(flag: string, raw: string, prop: PropertySchema): string {
+  const len = [...raw].length;
+  if (prop.minLength !== undefined && len < prop.minLength) throw usageError(`option '${flag}' must be at least ${prop.minLength} characters`);
+  if (prop.maxLength !== undefined && len > prop.maxLength) throw usageError(`option '${flag}' must be at most ${prop.maxLength} characters`);
+  if (prop.enum && !prop.enum.includes(raw)) throw usageError(`option '${flag}' must be one of ${prop.enum.map((e) => `'${e}'`).join(", ")}`);
+  return raw;
+}
+
+function convert(flag: string, raw: string, prop: PropertySchema): string | number {
+  if (prop.type === "string") return checkString(flag, raw, prop);
+  const ok = prop.type === "integer" ? /^-?(0|[1-9][0-9]*)$/.test(raw) : /^-?(0|[1-9][0-9]*)(\.[0-9]+)?$/.test(raw);
+  const n = Number(raw);
+  if (!ok || !Number.isSafeInteger(Math.trunc(n))) throw usageError(`option '${flag}' needs ${prop.type === "integer" ? "a whole number" : "a number"}, not '${raw}'`);
+  if (prop.minimum !== undefined && n < prop.minimum) throw usageError(`option '${flag}' must be at least ${prop.minimum}`);
+  if (prop.maximum !== undefined && n > prop.maximum) throw usageError(`option '${flag}' must be at most ${prop.maximum}`);
+  return n;
+}

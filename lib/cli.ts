@@ -1,0 +1,42 @@
+// Runs a clipanion CLI the vivary way: diagnostics on stderr as one line `NAME: what: why`,
+// usage mistakes exit 64, typed VivErrors exit with their own code, anything else 70. Every
+// command of every vivary program goes through here; clipanion's own defaults (errors on stdout,
+// exit 1) never reach the user.
+import { Cli, type CommandClass, type BaseContext } from "clipanion";
+import { Exit, VivError } from "./exit.ts";
+
+export const VERSION = "0.1.0";
+
+export async function runCli(name: string, commands: CommandClass<BaseContext>[], argv: string[]): Promise<number> {
+  const cli = new Cli({ binaryName: name, binaryLabel: "vivary", binaryVersion: VERSION, enableColors: false });
+  for (const c of commands) cli.register(c);
+  const context = { ...Cli.defaultContext, colorDepth: 1 };
+  let command;
+  try {
+    command = cli.process(argv, context);
+  } catch (e) {
+    process.stderr.write(`${name}: ${firstLine((e as Error).message)}\n`);
+    return Exit.usage;
+  }
+  try {
+    const code = await command.validateAndExecute();
+    return typeof code === "number" ? code : Exit.ok;
+  } catch (e) {
+    if (e instanceof VivError) {
+      process.stderr.write(`${name}: ${e.message}\n`);
+      return e.code;
+    }
+    const err = e as Error;
+    if (err.name === "UsageError" || err.constructor?.name === "UsageError") {
+      process.stderr.write(`${name}: ${firstLine(err.message)}\n`);
+      return Exit.usage;
+    }
+    process.stderr.write(`${name}: internal error: ${firstLine(err.message)}\n`);
+    return Exit.internal;
+  }
+}
+
+function firstLine(s: string): string {
+  const line = s.split("\n").find((l) => l.trim() !== "") ?? s;
+  return line.trim().replace(/\.$/, "");
+}

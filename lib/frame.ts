@@ -1,0 +1,225 @@
+// The vivary wire protocol: frames between a jailed client (viv-stub, or anything the agent
+// writes) and the broker. Pure encode/decode, no I/O, so it can be table-tested and fuzzed.
+// This header is the wire spec; man/vivary-protocol.7 repeats it for operators.
+//
+//   frame    = length:u32be body        length = bytes in body, 1 ..= MAX_FRAME
+//   body     = type:u8 payload          the payload must be consumed exactly: trailing bytes,
+//                                       an unknown type or invalid UTF-8 are protocol errors
+//   str      = len:u32be utf8-bytes     valid UTF-8 with no NUL
+//   bytes    = len:u32be raw-bytes
+//
+//   HELLO    0x01  magic:"VIVR" version:u16be        client -> broker, first frame
+//   WELCOME  0x02  version:u16be                     broker -> client, after HELLO is recorded
+//   CALL     0x10  cap:str argc:u16be arg:str*argc   client -> broker, one call at a time
+//   RESULT   0x11  exit:u8 stdout:bytes stderr:bytes broker -> client, ends the call
+//   ERROR    0x7f  exit:u8 message:str               broker -> client, then the broker closes
+//
+// The broker reads the 4-byte length first and refuses a frame over MAX_FRAME before buffering
+// any of it. A client may send HELLO and CALL back to back without waiting for WELCOME.
+
+export const PROTOCOL_VERSION = 1;
+export const MAGIC = "VIVR";
+export const MAX_FRAME = 2 * 1024 * 1024;
+export const MAX_ARGS = 4096;
+
+export const FrameType = {
+  hello: 0x01,
+  welcome: 0x02,
+  call: 0x10,
+  result: 0x11,
+  error: 0x7f,
+} as const;
+
+export type Frame =
+  | { type: "hello"; version: number }
+  | { type: "welcome"; version: number }
+  | { type: "call"; cap: string; args: string[] }
+  | { type: "result"; exit: number; stdout: Uint8Array; stderr: Uint8Array }
+  | { type: "error"; exit: number; message: string };
+
+export class FrameError extends Error {
+  override name = "FrameError";
+}
+
+const utf8 = new TextEncoder();
+const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+class Writer {
+  private parts: Uint8Array[] = [];
+  private size = 0;
+  u8(v: number) {
+    this.push(Uint8Array.of(v));
+  }
+  u16(v: number) {
+    this.push(Uint8Array.of(v >>> 8, v & 0xff));
+  }
+  u32(v: number) {
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setUint32(0, v);
+    this.push(b);
+  }
+  bytes(v: Uint8Array) {
+    this.u32(v.length);
+    this.push(v);
+  }
+  str(v: string) {
+    this.bytes(utf8.encode(v));
+  }
+  raw(v: Uint8Array) {
+    this.push(v);
+  }
+  private push(b: Uint8Array) {
+    this.parts.push(b);
+    this.size += b.length;
+  }
+  /** The framed result: length prefix, then the body. */
+  frame(): Uint8Array {
+    if (this.size > MAX_FRAME) throw new FrameError(`frame of ${this.size} bytes exceeds ${MAX_FRAME}`);
+    const out = new Uint8Array(4 + this.size);
+    new DataView(out.buffer).setUint32(0, this.size);
+    let at = 4;
+    for (const p of this.parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+}
+
+export function encodeFrame(f: Frame): Uint8Array {
+  const w = new Writer();
+  switch (f.type) {
+    case "hello":
+      w.u8(FrameType.hello);
+      w.raw(utf8.encode(MAGIC));
+      w.u16(f.version);
+      break;
+    case "welcome":
+      w.u8(FrameType.welcome);
+      w.u16(f.version);
+      break;
+    case "call":
+      if (f.args.length > MAX_ARGS) throw new FrameError(`more than ${MAX_ARGS} arguments`);
+      w.u8(FrameType.call);
+      w.str(f.cap);
+      w.u16(f.args.length);
+      for (const a of f.args) w.str(a);
+      break;
+    case "result":
+      w.u8(FrameType.result);
+      w.u8(f.exit);
+      w.bytes(f.stdout);
+      w.bytes(f.stderr);
+      break;
+    case "error":
+      w.u8(FrameType.error);
+      w.u8(f.exit);
+      w.str(f.message);
+      break;
+  }
+  return w.frame();
+}
+
+class Reader {
+  private at = 0;
+  private view: DataView;
+  constructor(private buf: Uint8Array) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+  private need(n: number) {
+    if (this.at + n > this.buf.length) throw new FrameError("truncated frame body");
+  }
+  u8() {
+    this.need(1);
+    return this.buf[this.at++]!;
+  }
+  u16() {
+    this.need(2);
+    const v = this.view.getUint16(this.at);
+    this.at += 2;
+    return v;
+  }
+  u32() {
+    this.need(4);
+    const v = this.view.getUint32(this.at);
+    this.at += 4;
+    return v;
+  }
+  fixed(n: number) {
+    this.need(n);
+    const v = this.buf.subarray(this.at, this.at + n);
+    this.at += n;
+    return v;
+  }
+  bytes() {
+    return this.fixed(this.u32());
+  }
+  str() {
+    const b = this.bytes();
+    let s: string;
+    try {
+      s = strictUtf8.decode(b);
+    } catch {
+      throw new FrameError("string is not valid UTF-8");
+    }
+    if (s.includes("\0")) throw new FrameError("string contains NUL");
+    return s;
+  }
+  end() {
+    if (this.at !== this.buf.length) throw new FrameError(`${this.buf.length - this.at} trailing bytes`);
+  }
+}
+
+/** Decodes one frame body (without its length prefix). Throws FrameError on anything off. */
+export function decodeBody(body: Uint8Array): Frame {
+  if (body.length === 0) throw new FrameError("empty frame");
+  if (body.length > MAX_FRAME) throw new FrameError(`frame of ${body.length} bytes exceeds ${MAX_FRAME}`);
+  const r = new Reader(body);
+  const type = r.u8();
+  let f: Frame;
+  switch (type) {
+    case FrameType.hello: {
+      const magic = r.fixed(4);
+      if (String.fromCharCode(...magic) !== MAGIC) throw new FrameError("bad hello magic");
+      f = { type: "hello", version: r.u16() };
+      break;
+    }
+    case FrameType.welcome:
+      f = { type: "welcome", version: r.u16() };
+      break;
+    case FrameType.call: {
+      const cap = r.str();
+      const argc = r.u16();
+      if (argc > MAX_ARGS) throw new FrameError(`more than ${MAX_ARGS} arguments`);
+      const args: string[] = [];
+      for (let i = 0; i < argc; i++) args.push(r.str());
+      f = { type: "call", cap, args };
+      break;
+    }
+    case FrameType.result:
+      f = { type: "result", exit: r.u8(), stdout: r.bytes(), stderr: r.bytes() };
+      break;
+    case FrameType.error:
+      f = { type: "error", exit: r.u8(), message: r.str() };
+      break;
+    default:
+      throw new FrameError(`unknown frame type 0x${type.toString(16).padStart(2, "0")}`);
+  }
+  r.end();
+  return f;
+}
+
+/** Splits a byte string holding whole frames back to back (as the audit log keeps them). */
+export function decodeFrames(buf: Uint8Array): Frame[] {
+  const out: Frame[] = [];
+  let at = 0;
+  while (at < buf.length) {
+    if (at + 4 > buf.length) throw new FrameError("truncated length prefix");
+    const len = new DataView(buf.buffer, buf.byteOffset + at, 4).getUint32(0);
+    if (len > MAX_FRAME) throw new FrameError(`frame of ${len} bytes exceeds ${MAX_FRAME}`);
+    if (at + 4 + len > buf.length) throw new FrameError("truncated frame body");
+    out.push(decodeBody(buf.subarray(at + 4, at + 4 + len)));
+    at += 4 + len;
+  }
+  return out;
+}

@@ -1,0 +1,24 @@
+// Finds vivary's own files at run time, whether running from a build (dist/bin/vivary with
+// dist/libexec beside it) or from source (bun bin/…ts, with the build's dist/ in the checkout).
+import { existsSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+export const SOURCE_ROOT = join(import.meta.dir, "..");
+const compiled = import.meta.dir.startsWith("/$bunfs") || basename(process.execPath) === "vivary";
+
+/** dist/ of the running build, or of the checkout when running from source. */
+export function distDir(): string {
+  return compiled ? dirname(dirname(process.execPath)) : join(SOURCE_ROOT, "dist");
+}
+
+export function stubBinary(): string {
+  const p = process.env.VIVARY_STUB_BINARY ?? join(distDir(), "libexec", "viv-stub");
+  if (!existsSync(p)) throw new Error(`viv-stub not found at '${p}'; run 'bun run build'`);
+  return p;
+}
+
+/** argv that runs another vivary program (viv-broker, …) the same way this one was run. */
+export function selfCommand(program: string): string[] {
+  if (compiled) return [join(dirname(process.execPath), program)];
+  return [process.execPath, join(SOURCE_ROOT, "bin", `${program}.ts`)];
+}

@@ -1,0 +1,55 @@
+// Where things live: environment variable names, the state directory layout and the fixed paths
+// inside a jail. Every program resolves these here, so a path is named in one place only.
+import { join } from "node:path";
+
+export const Env = {
+  state: "VIVARY_STATE",
+  policy: "VIVARY_POLICY",
+  /** Set by the broker for an external capability: the effective scope, as JSON. */
+  scope: "VIVARY_SCOPE",
+} as const;
+
+export const DEFAULT_POLICY = "/etc/vivary/policy.kdl";
+
+/** DESIGN.md: `/var/lib/vivary` for root, else `$XDG_STATE_HOME/vivary`. */
+export function defaultStateDir(env = process.env): string {
+  if (process.getuid?.() === 0) return "/var/lib/vivary";
+  const xdg = env.XDG_STATE_HOME || join(env.HOME ?? "/tmp", ".local/state");
+  return join(xdg, "vivary");
+}
+
+export function resolveStateDir(flag: string | undefined, env = process.env): string {
+  return flag ?? env[Env.state] ?? defaultStateDir(env);
+}
+
+export function resolvePolicyPath(flag: string | undefined, env = process.env): string {
+  return flag ?? env[Env.policy] ?? DEFAULT_POLICY;
+}
+
+/** The layout of a state directory. Only the broker writes here. */
+export function stateLayout(state: string) {
+  return {
+    root: state,
+    audit: join(state, "audit.db"),
+    operatorSocket: join(state, "operator.sock"),
+    brokerLock: join(state, "broker.lock"),
+    agents: join(state, "agents"),
+    /** Mounted read-only at JAIL.runDir: the agent's socket, its capability list, its stubs. */
+    agentRun: (agent: string) => join(state, "agents", agent, "run"),
+    agentSocket: (agent: string) => join(state, "agents", agent, "run", "broker.sock"),
+    agentEtc: (agent: string) => join(state, "agents", agent, "etc"),
+  };
+}
+
+/** Fixed paths as the agent sees them inside its jail. */
+export const JAIL = {
+  runDir: "/run/vivary",
+  socket: "/run/vivary/broker.sock",
+  capabilities: "/run/vivary/capabilities.json",
+  binDir: "/run/vivary/bin",
+  stub: "/run/vivary/libexec/viv-stub",
+  workspace: "/workspace",
+  uid: 1000,
+  gid: 1000,
+  user: "agent",
+} as const;

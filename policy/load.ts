@@ -1,0 +1,253 @@
+// Loads a policy (a KDL file or a directory of *.kdl) in two steps and fails closed: parse, then
+// validate every node and property. Any error is reported as file:line and the whole policy is
+// refused; there is no default and no partial policy.
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
+import { lineOf, parseKdl, type Node } from "./kdl.ts";
+import type { AgentPolicy, Backend, Catalog, Grant, Limits, Policy, Rate } from "./model.ts";
+import { refuseBroadDirectory } from "./scope.ts";
+
+export class PolicyError extends Error {
+  override name = "PolicyError";
+  constructor(readonly problems: string[]) {
+    super(problems[0] ?? "invalid policy");
+  }
+}
+
+const AGENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const UID_BASE = 200_000;
+const UID_SPAN = 800_000;
+
+/** Validators for each scope kind a capability may declare. */
+const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
+  path: refuseBroadDirectory,
+};
+
+const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const PER_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
+const SIZE: Record<string, number> = { K: 1 << 10, M: 1 << 20, G: 1 << 30 };
+
+/** A stable unprivileged host uid for an agent name (FNV-1a into a reserved range). */
+export function agentUid(name: string): number {
+  let h = 0x811c9dc5;
+  for (const c of Buffer.from(name)) h = Math.imul(h ^ c, 0x01000193) >>> 0;
+  return UID_BASE + (h % UID_SPAN);
+}
+
+class Problems {
+  list: string[] = [];
+  constructor(private file: string) {}
+  at(node: Node, msg: string) {
+    this.list.push(`${this.file}:${lineOf(node)}: ${msg}`);
+  }
+  where(node: Node) {
+    return `${this.file}:${lineOf(node)}`;
+  }
+}
+
+function onlyArgs(p: Problems, n: Node, count: number, what: string): boolean {
+  if (Object.keys(n.properties).length) {
+    p.at(n, `'${n.name}' takes no properties (got '${Object.keys(n.properties)[0]}')`);
+    return false;
+  }
+  if (n.values.length !== count || n.values.some((v) => typeof v !== "string")) {
+    p.at(n, `'${n.name}' takes ${what}`);
+    return false;
+  }
+  return true;
+}
+
+function noChildren(p: Problems, n: Node): boolean {
+  if (n.children.length) {
+    p.at(n, `'${n.name}' takes no children`);
+    return false;
+  }
+  return true;
+}
+
+function onlyProps(p: Problems, n: Node, allowed: string[]): boolean {
+  for (const k of Object.keys(n.properties)) {
+    if (!allowed.includes(k)) {
+      p.at(n, `unknown property '${k}' on '${n.name}' (expected ${allowed.map((a) => `'${a}'`).join(", ")})`);
+      return false;
+    }
+  }
+  return true;
+}
+
+function duration(v: unknown): number | null {
+  const m = typeof v === "string" ? /^([1-9][0-9]{0,6})([smhd])$/.exec(v) : null;
+  return m ? Number(m[1]) * UNITS_MS[m[2]!]! : null;
+}
+
+function size(v: unknown): number | null {
+  const m = typeof v === "string" ? /^([1-9][0-9]{0,6})([KMG])$/.exec(v) : null;
+  return m ? Number(m[1]) * SIZE[m[2]!]! : null;
+}
+
+function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
+  if (!onlyArgs(p, n, 1, "one capability name")) return null;
+  const cap = n.values[0] as string;
+  const facts = catalog.get(cap);
+  if (!facts) {
+    p.at(n, `unknown capability '${cap}'`);
+    return null;
+  }
+  const g: Grant = { cap, scopes: {}, where: p.where(n) };
+  for (const c of n.children) {
+    if (c.name === "rate") {
+      if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) continue;
+      const count = c.values[0];
+      const perMs = PER_MS[String(c.properties.per)];
+      if (c.values.length !== 1 || typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1_000_000) {
+        p.at(c, "'rate' takes one whole number of calls from 1 to 1000000");
+      } else if (!perMs) {
+        p.at(c, `'rate' needs per="second", "minute", "hour" or "day"`);
+      } else if (g.rate) {
+        p.at(c, "'rate' is given twice");
+      } else g.rate = { count, perMs } satisfies Rate;
+    } else if (c.name === "approval" || c.name === "credential") {
+      p.at(c, `'${c.name}' is not available for '${cap}' in this version of vivary`);
+    } else if (facts.scopes.includes(c.name)) {
+      if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
+      const v = c.values[0] as string;
+      const why = SCOPE_KINDS[c.name]?.(v);
+      if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
+      else (g.scopes[c.name] ??= []).push(v);
+    } else {
+      const kinds = [...facts.scopes, "rate"].map((k) => `'${k}'`).join(", ");
+      p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
+    }
+  }
+  for (const kind of facts.scopes) {
+    if (!g.scopes[kind]?.length) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
+  }
+  return g;
+}
+
+function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
+  if (!onlyArgs(p, n, 1, "one agent name")) return null;
+  const name = n.values[0] as string;
+  if (!AGENT_NAME.test(name)) {
+    p.at(n, `agent name '${name}' must match ${AGENT_NAME.source}`);
+    return null;
+  }
+  const a: AgentPolicy = { name, uid: agentUid(name), backend: "bwrap", limits: {}, grants: new Map(), where: p.where(n) };
+  const seen = new Set<string>();
+  for (const c of n.children) {
+    if (c.name !== "grant" && seen.has(c.name)) {
+      p.at(c, `'${c.name}' is given twice for agent '${name}'`);
+      continue;
+    }
+    seen.add(c.name);
+    switch (c.name) {
+      case "workspace": {
+        if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one absolute path")) break;
+        const v = c.values[0] as string;
+        const why = refuseBroadDirectory(v);
+        if (why) p.at(c, `workspace '${v}' refused: ${why}`);
+        else a.workspace = v;
+        break;
+      }
+      case "backend": {
+        if (!noChildren(p, c) || !onlyArgs(p, c, 1, `"bwrap" or "nspawn"`)) break;
+        const v = c.values[0] as string;
+        if (v !== "bwrap" && v !== "nspawn") p.at(c, `backend '${v}' is not "bwrap" or "nspawn"`);
+        else a.backend = v as Backend;
+        break;
+      }
+      case "limits": {
+        if (!noChildren(p, c) || !onlyProps(p, c, ["memory", "pids", "timeout"])) break;
+        if (c.values.length) {
+          p.at(c, "'limits' takes properties only (memory=, pids=, timeout=)");
+          break;
+        }
+        const l: Limits = {};
+        const { memory, pids, timeout } = c.properties;
+        if (memory !== undefined && (l.memoryBytes = size(memory) ?? undefined) === undefined)
+          p.at(c, `memory '${memory}' is not a size like "512M"`);
+        if (pids !== undefined) {
+          if (typeof pids !== "number" || !Number.isInteger(pids) || pids < 1 || pids > 65536)
+            p.at(c, `pids '${pids}' is not a whole number from 1 to 65536`);
+          else l.pids = pids;
+        }
+        if (timeout !== undefined && (l.timeoutMs = duration(timeout) ?? undefined) === undefined)
+          p.at(c, `timeout '${timeout}' is not a duration like "30s", "5m" or "1h"`);
+        a.limits = l;
+        break;
+      }
+      case "grant": {
+        const g = loadGrant(p, c, catalog);
+        if (!g) break;
+        if (a.grants.has(g.cap)) p.at(c, `capability '${g.cap}' is granted twice to agent '${name}'`);
+        else a.grants.set(g.cap, g);
+        break;
+      }
+      default:
+        p.at(c, `unknown node '${c.name}' in agent '${name}' (expected 'workspace', 'backend', 'limits', 'grant')`);
+    }
+  }
+  return a;
+}
+
+function policyFiles(path: string): string[] {
+  const st = statSync(path);
+  if (!st.isDirectory()) return [path];
+  const files = readdirSync(path)
+    .filter((f) => f.endsWith(".kdl"))
+    .sort()
+    .map((f) => join(path, f));
+  if (files.length === 0) throw new PolicyError([`${path}: no *.kdl files in policy directory`]);
+  return files;
+}
+
+/** Parses and validates policy text; `file` names it in errors. Throws PolicyError. */
+export function loadPolicyText(sources: { file: string; text: string }[], catalog: Catalog): Policy {
+  const agents = new Map<string, AgentPolicy>();
+  const problems: string[] = [];
+  const hash = new Bun.CryptoHasher("sha256");
+  for (const { file, text } of sources) {
+    hash.update(`${basename(file)}\0${text}\0`);
+    const parsed = parseKdl(text);
+    if (!parsed.ok) {
+      problems.push(`${file}:${parsed.line}: ${parsed.message}`);
+      continue;
+    }
+    const p = new Problems(file);
+    for (const n of parsed.nodes) {
+      if (n.name !== "agent") {
+        p.at(n, `unknown node '${n.name}' (expected 'agent')`);
+        continue;
+      }
+      const a = loadAgent(p, n, catalog);
+      if (!a) continue;
+      const prior = agents.get(a.name);
+      if (prior) p.at(n, `agent '${a.name}' is already defined at ${prior.where}`);
+      else agents.set(a.name, a);
+    }
+    problems.push(...p.list);
+  }
+  const byUid = new Map<number, string>();
+  for (const a of agents.values()) {
+    const other = byUid.get(a.uid);
+    if (other) problems.push(`${a.where}: agent '${a.name}' maps to the same host uid as '${other}'; rename one`);
+    byUid.set(a.uid, a.name);
+  }
+  if (problems.length) throw new PolicyError(problems);
+  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents };
+}
+
+/** Reads a policy file or directory and validates it. Throws PolicyError (unreadable included). */
+export function loadPolicy(path: string, catalog: Catalog): Policy {
+  let files: string[];
+  let sources: { file: string; text: string }[];
+  try {
+    files = policyFiles(path);
+    sources = files.map((file) => ({ file, text: readFileSync(file, "utf8") }));
+  } catch (e) {
+    if (e instanceof PolicyError) throw e;
+    const err = e as NodeJS.ErrnoException;
+    throw new PolicyError([`${err.path ?? path}: cannot read policy: ${err.code ?? err.message}`]);
+  }
+  return loadPolicyText(sources, catalog);
+}
