@@ -1,8 +1,10 @@
 // Builds and runs a bubblewrap jail for one agent run. Runs bwrap as the agent's own unprivileged
 // host uid (setpriv), so the jail's user maps onto that uid and never onto host root; every
-// namespace is new, no capability survives, the environment is rebuilt from nothing. The host
-// paths the jail sees are opened here and handed to bwrap as descriptors.
-import { closeSync, openSync } from "node:fs";
+// namespace is new, no capability survives, the environment is rebuilt from nothing. bwrap opens
+// the bound host paths as that uid, so every directory above them must be searchable by others.
+import { statSync } from "node:fs";
+import { dirname } from "node:path";
+import { Exit, VivError } from "../lib/exit.ts";
 import { JAIL } from "../lib/paths.ts";
 import { systemLayout } from "../images/bwrap-layout.ts";
 
@@ -19,16 +21,8 @@ export interface JailSpec {
 
 export const JAIL_PATH = `${JAIL.binDir}:/usr/local/bin:/usr/bin:/bin`;
 
-/**
- * argv for the jail. `fds` are the descriptor numbers (3, 4, …) the caller passes in order:
- * workspace (when there is one), run dir, passwd, group.
- */
-export function bwrapArgv(spec: JailSpec): { argv: string[]; sources: string[] } {
-  const sources: string[] = [];
-  const fd = (path: string) => {
-    sources.push(path);
-    return String(2 + sources.length);
-  };
+/** bwrap argv for the jail, wrapped in setpriv (and prlimit when there are limits). */
+export function bwrapArgv(spec: JailSpec): string[] {
   const pre: string[] = [];
   if (spec.hostUid !== null) {
     pre.push("setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--");
@@ -56,31 +50,42 @@ export function bwrapArgv(spec: JailSpec): { argv: string[]; sources: string[] }
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemLayout(),
-    "--ro-bind-fd", fd(`${spec.etcDir}/passwd`), "/etc/passwd",
-    "--ro-bind-fd", fd(`${spec.etcDir}/group`), "/etc/group",
+    "--ro-bind", `${spec.etcDir}/passwd`, "/etc/passwd",
+    "--ro-bind", `${spec.etcDir}/group`, "/etc/group",
     "--proc", "/proc",
     "--dev", "/dev",
     "--tmpfs", "/tmp",
     "--dir", "/run",
-    "--ro-bind-fd", fd(spec.runDir), JAIL.runDir,
-    ...(spec.workspace ? ["--bind-fd", fd(spec.workspace), JAIL.workspace] : ["--dir", JAIL.workspace]),
+    "--ro-bind", spec.runDir, JAIL.runDir,
+    ...(spec.workspace ? ["--bind", spec.workspace, JAIL.workspace] : ["--dir", JAIL.workspace]),
     "--chdir", JAIL.workspace,
     "--remount-ro", "/",
     "--",
     ...spec.command,
   ];
-  return { argv, sources };
+  return argv;
+}
+
+/** Refuses, with the directory to fix, a host path the agent's uid could not reach to bind. */
+export function checkReachable(path: string, what: string) {
+  for (let d = dirname(path); d !== "/"; d = dirname(d)) {
+    const mode = statSync(d).mode;
+    if ((mode & 0o001) === 0) {
+      throw new VivError(Exit.config, `${what} '${path}' is not reachable by the agent's uid: '${d}' has mode ${(mode & 0o777).toString(8).padStart(4, "0")} (chmod o+x '${d}')`);
+    }
+  }
 }
 
 /** Starts the jail with stdio inherited; resolves with its exit status. */
 export function spawnJail(spec: JailSpec, timeoutMs?: number) {
-  const { argv, sources } = bwrapArgv(spec);
-  const fds = sources.map((p) => openSync(p, "r"));
-  const proc = Bun.spawn(argv, {
-    stdio: ["inherit", "inherit", "inherit", ...fds],
+  if (spec.hostUid !== null) {
+    checkReachable(spec.runDir, "state directory");
+    if (spec.workspace) checkReachable(spec.workspace, "workspace");
+  }
+  const proc = Bun.spawn(bwrapArgv(spec), {
+    stdio: ["inherit", "inherit", "inherit"],
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   });
-  for (const f of fds) closeSync(f);
   let timedOut = false;
   const timer = timeoutMs ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
   const exited = proc.exited.then((code) => {

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what is needed and runs every test suite: bun test (unit and spawn tests), then the
+# bats suites against real jails and a real broker (shellcheck runs as one of them). Ends with
+# one line "N passed, N failed" summing all suites; exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+node_modules/.bin/bun test 2>&1 | tee "$out/bun.log"
+bun_rc=${PIPESTATUS[0]}
+bun_pass=$(sed -n 's/^ *\([0-9][0-9]*\) pass$/\1/p' "$out/bun.log" | tail -n 1)
+bun_fail=$(sed -n 's/^ *\([0-9][0-9]*\) fail$/\1/p' "$out/bun.log" | tail -n 1)
+
+mapfile -t suites < <(find test/bats capabilities -name '*.bats' | sort)
+bats --formatter tap "${suites[@]}" 2>&1 | tee "$out/bats.log"
+bats_rc=${PIPESTATUS[0]}
+bats_pass=$(grep -c '^ok ' "$out/bats.log")
+bats_fail=$(grep -c '^not ok ' "$out/bats.log")
+
+passed=$(( ${bun_pass:-0} + bats_pass ))
+failed=$(( ${bun_fail:-0} + bats_fail ))
+# A runner that failed without reporting a failing test still counts as one failure.
+if [ "$bun_rc" -ne 0 ] && [ "${bun_fail:-0}" -eq 0 ]; then failed=$((failed + 1)); fi
+if [ "$bats_rc" -ne 0 ] && [ "$bats_fail" -eq 0 ]; then failed=$((failed + 1)); fi
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]

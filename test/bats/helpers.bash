@@ -1,0 +1,68 @@
+# Shared set-up for the bats suites: a private state directory, a policy written per test, the
+# built binaries on PATH, and a broker started and stopped around the test. No fixed paths or
+# ports; every wait polls for its condition with a bound.
+# shellcheck shell=bash
+
+bats_require_minimum_version 1.5.0
+
+VIV_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
+export VIV_ROOT
+export PATH="$VIV_ROOT/dist/bin:$PATH"
+
+# viv_setup: STATE, POLICY and HOST (a host directory for scopes) under the test's temp dir.
+viv_setup() {
+  # Jails are started as an unprivileged uid that must be able to reach what they bind.
+  local d="$BATS_TEST_TMPDIR"
+  while [ "$d" != / ] && [ "$d" != /tmp ]; do chmod o+x "$d"; d=$(dirname "$d"); done
+  STATE="$BATS_TEST_TMPDIR/state"
+  POLICY="$BATS_TEST_TMPDIR/policy.kdl"
+  HOST="$BATS_TEST_TMPDIR/host"
+  mkdir -p "$HOST"
+  export STATE POLICY HOST
+  export VIVARY_STATE="$STATE" VIVARY_POLICY="$POLICY"
+}
+
+# policy_one_agent NAME SCOPE_DIR [WORKSPACE]: an agent granted fs-file-write under SCOPE_DIR.
+policy_one_agent() {
+  local ws=""
+  [ -n "${3:-}" ] && ws="workspace \"$3\""
+  cat >"$POLICY" <<KDL
+agent "$1" {
+    $ws
+    grant "fs-file-write" {
+        path "$2"
+    }
+}
+KDL
+}
+
+# wait_for CMD...: retries CMD until it succeeds, for at most 10 seconds.
+wait_for() {
+  local i
+  for i in $(seq 1 1000); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.01
+  done
+  echo "wait_for: gave up on: $*" >&2
+  return 1
+}
+
+start_broker() {
+  viv-broker --policy "$POLICY" --state "$STATE" 2>>"$BATS_TEST_TMPDIR/broker.err" &
+  BROKER_PID=$!
+  export BROKER_PID
+  wait_for viv ps --state "$STATE"
+}
+
+stop_broker() {
+  if [ -n "${BROKER_PID:-}" ]; then
+    kill -TERM "$BROKER_PID" 2>/dev/null || true
+    wait "$BROKER_PID" 2>/dev/null || true
+    BROKER_PID=""
+  fi
+}
+
+# agent_uid NAME: the host uid the broker assigns to an agent.
+agent_uid() {
+  viv ps --state "$STATE" | sed -n "s/^agent=$1 uid=\([0-9]*\) .*/\1/p"
+}
