@@ -1,9 +1,11 @@
 // The audit store: STATE/audit.db, one append-only hash chain of every frame and security event.
 // WAL with synchronous=FULL; triggers refuse UPDATE and DELETE. append() resolves only once the
 // record is durable. Records queued in one event-loop turn share one transaction (group commit),
-// which is how concurrent agents stay fast while forming a single chain.
+// which is how concurrent agents stay fast while forming a single chain. verifyChain() re-walks
+// the chain for viv-log.
 import { Database } from "bun:sqlite";
-import { chainHash, GENESIS, type AuditRecord } from "../lib/audit-format.ts";
+import { chainHash, GENESIS, toHex, type AuditRecord } from "../lib/audit-format.ts";
+import { Exit, VivError } from "../lib/exit.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS records (
@@ -132,6 +134,33 @@ export class AuditStore {
 
   close() {
     this.flush();
+    this.insert.finalize();
     this.db.close();
   }
+}
+
+export interface Checkpoint {
+  seq: number;
+  hash: string;
+}
+
+export function parseCheckpoint(text: string): Checkpoint {
+  const m = /^seq=([0-9]+) hash=([0-9a-f]{64})\s*$/.exec(text.trim());
+  if (!m) throw new VivError(Exit.data, "checkpoint is not 'seq=N hash=HEX'");
+  return { seq: Number(m[1]), hash: m[2]! };
+}
+
+/** Walks the chain from the first record; returns the first problem, or the head. */
+export function verifyChain(db: Database): { ok: true; seq: number; hash: string } | { ok: false; seq: number; why: string } {
+  let prev: Uint8Array = GENESIS;
+  let expect = 1;
+  for (const r of db.query("SELECT * FROM records ORDER BY seq").iterate() as Iterable<AuditRecord>) {
+    if (r.seq !== expect) return { ok: false, seq: expect, why: r.seq > expect ? `missing (next is seq ${r.seq})` : `out of order (found seq ${r.seq})` };
+    if (Buffer.compare(Buffer.from(r.prev), Buffer.from(prev)) !== 0) return { ok: false, seq: r.seq, why: "does not follow the record before it (reordered or replaced)" };
+    const h = chainHash(r);
+    if (Buffer.compare(Buffer.from(h), Buffer.from(r.hash)) !== 0) return { ok: false, seq: r.seq, why: "content does not match its hash (edited)" };
+    prev = h;
+    expect++;
+  }
+  return { ok: true, seq: expect - 1, hash: toHex(prev) };
 }

@@ -3,8 +3,8 @@
 import { Database } from "bun:sqlite";
 import { existsSync, readFileSync } from "node:fs";
 import { Command, Option } from "clipanion";
-import { openAuditReadOnly } from "../broker/audit.ts";
-import { chainHash, formatJson, formatLine, GENESIS, toHex, type AuditRecord } from "../lib/audit-format.ts";
+import { openAuditReadOnly, parseCheckpoint, verifyChain } from "../broker/audit.ts";
+import { formatJson, formatLine, GENESIS, toHex, type AuditRecord } from "../lib/audit-format.ts";
 import { runCli } from "../lib/cli.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { resolveStateDir, stateLayout } from "../lib/paths.ts";
@@ -67,32 +67,6 @@ class PrintCommand extends Command {
       await Bun.sleep(FOLLOW_POLL_MS);
     }
   }
-}
-
-export interface Checkpoint {
-  seq: number;
-  hash: string;
-}
-
-export function parseCheckpoint(text: string): Checkpoint {
-  const m = /^seq=([0-9]+) hash=([0-9a-f]{64})\s*$/.exec(text.trim());
-  if (!m) throw new VivError(Exit.data, "checkpoint is not 'seq=N hash=HEX'");
-  return { seq: Number(m[1]), hash: m[2]! };
-}
-
-/** Walks the chain from the first record; returns the first problem, or the head. */
-export function verifyChain(db: Database): { ok: true; seq: number; hash: string } | { ok: false; seq: number; why: string } {
-  let prev: Uint8Array = GENESIS;
-  let expect = 1;
-  for (const r of db.query("SELECT * FROM records ORDER BY seq").iterate() as Iterable<AuditRecord>) {
-    if (r.seq !== expect) return { ok: false, seq: expect, why: r.seq > expect ? `missing (next is seq ${r.seq})` : `out of order (found seq ${r.seq})` };
-    if (Buffer.compare(Buffer.from(r.prev), Buffer.from(prev)) !== 0) return { ok: false, seq: r.seq, why: "does not follow the record before it (reordered or replaced)" };
-    const h = chainHash(r);
-    if (Buffer.compare(Buffer.from(h), Buffer.from(r.hash)) !== 0) return { ok: false, seq: r.seq, why: "content does not match its hash (edited)" };
-    prev = h;
-    expect++;
-  }
-  return { ok: true, seq: expect - 1, hash: toHex(prev) };
 }
 
 class VerifyCommand extends Command {

@@ -2,7 +2,7 @@
 // usage mistakes exit 64, typed VivErrors exit with their own code, anything else 70. Every
 // command of every vivary program goes through here; clipanion's own defaults (errors on stdout,
 // exit 1) never reach the user.
-import { Cli, type CommandClass, type BaseContext } from "clipanion";
+import { Builtins, Cli, type CommandClass, type BaseContext } from "clipanion";
 import { Exit, VivError } from "./exit.ts";
 
 export const VERSION = "0.1.0";
@@ -10,6 +10,8 @@ export const VERSION = "0.1.0";
 export async function runCli(name: string, commands: CommandClass<BaseContext>[], argv: string[]): Promise<number> {
   const cli = new Cli({ binaryName: name, binaryLabel: "vivary", binaryVersion: VERSION, enableColors: false });
   for (const c of commands) cli.register(c);
+  cli.register(Builtins.HelpCommand);
+  cli.register(Builtins.VersionCommand);
   const context = { ...Cli.defaultContext, colorDepth: 1 };
   let command;
   try {
@@ -18,6 +20,24 @@ export async function runCli(name: string, commands: CommandClass<BaseContext>[]
     process.stderr.write(`${name}: ${firstLine((e as Error).message)}\n`);
     return Exit.usage;
   }
+  if (command.help) {
+    process.stdout.write(cli.usage(command, { detailed: true }));
+    return Exit.ok;
+  }
+  command.context = context;
+  command.cli = {
+    binaryLabel: "vivary",
+    binaryName: name,
+    binaryVersion: VERSION,
+    enableCapture: false,
+    enableColors: false,
+    definitions: () => cli.definitions(),
+    error: (error, opts) => cli.error(error, opts),
+    format: (colored) => cli.format(colored),
+    process: (input, sub) => cli.process(input, { ...context, ...sub }),
+    run: (input, sub) => cli.run(input, { ...context, ...sub }),
+    usage: (c, opts) => cli.usage(c, opts),
+  };
   try {
     const code = await command.validateAndExecute();
     return typeof code === "number" ? code : Exit.ok;

@@ -94,6 +94,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
     return null;
   }
   const g: Grant = { cap, scopes: {}, where: p.where(n) };
+  const named = new Set<string>();
   for (const c of n.children) {
     if (c.name === "rate") {
       if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) continue;
@@ -109,6 +110,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
     } else if (c.name === "approval" || c.name === "credential") {
       p.at(c, `'${c.name}' is not available for '${cap}' in this version of vivary`);
     } else if (facts.scopes.includes(c.name)) {
+      named.add(c.name);
       if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
       const v = c.values[0] as string;
       const why = SCOPE_KINDS[c.name]?.(v);
@@ -120,7 +122,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
     }
   }
   for (const kind of facts.scopes) {
-    if (!g.scopes[kind]?.length) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
+    if (!named.has(kind)) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
   }
   return g;
 }

@@ -1,0 +1,104 @@
+// The audit store against a real SQLite file: records chain, group commit keeps one chain under
+// concurrent appends, the triggers refuse UPDATE and DELETE, and verifyChain names the first
+// record of an edited, deleted or reordered copy.
+import { Database } from "bun:sqlite";
+import { afterAll, expect, test } from "bun:test";
+import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { AuditStore, parseCheckpoint, verifyChain } from "../broker/audit.ts";
+import { chainHash, formatLine, GENESIS, showValue } from "../lib/audit-format.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "viv-audit-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let n = 0;
+const fresh = () => join(dir, `a${n++}.db`);
+
+async function filled(records = 10): Promise<string> {
+  const path = fresh();
+  const a = new AuditStore(path);
+  await Promise.all(Array.from({ length: records }, (_, i) => a.append({ agent: `ag${i % 3}`, kind: "call", cap: "fs-file-write", fields: { i }, raw: Uint8Array.of(i) })));
+  a.close();
+  return path;
+}
+
+/** A tamperer with write access: drops the triggers first, as anyone owning the file can. */
+function tamper(path: string, sql: string): string {
+  const copy = fresh();
+  copyFileSync(path, copy);
+  if (existsSync(`${path}-wal`)) copyFileSync(`${path}-wal`, `${copy}-wal`);
+  const db = new Database(copy);
+  db.exec("DROP TRIGGER records_append_only_update; DROP TRIGGER records_append_only_delete;");
+  db.exec(sql);
+  db.close();
+  return copy;
+}
+
+const verify = (path: string) => verifyChain(new Database(path, { readonly: true }));
+
+test("concurrent appends form one gap-free chain that verifies", async () => {
+  const path = await filled(50);
+  const r = verify(path);
+  expect(r.ok).toBe(true);
+  if (r.ok) expect(r.seq).toBe(50);
+  const rows = new Database(path).query("SELECT seq, prev, hash FROM records ORDER BY seq").all() as { seq: number; prev: Uint8Array; hash: Uint8Array }[];
+  expect(Buffer.from(rows[0]!.prev)).toEqual(Buffer.from(GENESIS));
+  for (let i = 1; i < rows.length; i++) expect(Buffer.from(rows[i]!.prev)).toEqual(Buffer.from(rows[i - 1]!.hash));
+});
+
+test("the chain continues across a reopen", async () => {
+  const path = await filled(3);
+  const a = new AuditStore(path);
+  expect(await a.append({ agent: "x", kind: "broker" })).toBe(4);
+  a.close();
+  expect(verify(path)).toMatchObject({ ok: true, seq: 4 });
+});
+
+test("the triggers refuse UPDATE and DELETE", async () => {
+  const db = new Database(await filled(2));
+  expect(() => db.exec("UPDATE records SET agent = 'x' WHERE seq = 1")).toThrow("audit log is append-only");
+  expect(() => db.exec("DELETE FROM records WHERE seq = 2")).toThrow("audit log is append-only");
+});
+
+test("verify names the first edited record", async () => {
+  const path = await filled();
+  expect(verify(tamper(path, "UPDATE records SET fields = '{\"i\":99}' WHERE seq = 4"))).toEqual({ ok: false, seq: 4, why: "content does not match its hash (edited)" });
+  expect(verify(tamper(path, "UPDATE records SET raw = x'ff' WHERE seq = 7"))).toEqual({ ok: false, seq: 7, why: "content does not match its hash (edited)" });
+});
+
+test("verify names a deleted record", async () => {
+  expect(verify(tamper(await filled(), "DELETE FROM records WHERE seq = 5"))).toEqual({ ok: false, seq: 5, why: "missing (next is seq 6)" });
+});
+
+test("verify names reordered records", async () => {
+  const path = await filled();
+  const swapped = tamper(path, `
+    UPDATE records SET seq = -3 WHERE seq = 3; UPDATE records SET seq = 3 WHERE seq = 6; UPDATE records SET seq = 6 WHERE seq = -3;`);
+  expect(verify(swapped)).toEqual({ ok: false, seq: 3, why: "does not follow the record before it (reordered or replaced)" });
+});
+
+test("a record rewritten with a fresh hash is caught by the next record's link", async () => {
+  const path = await filled();
+  const db = new Database(path, { readonly: true });
+  const r = db.query("SELECT * FROM records WHERE seq = 2").get() as any;
+  const forged = { ...r, fields: '{"i":"forged"}' };
+  const hash = Buffer.from(chainHash(forged)).toString("hex");
+  const copy = tamper(path, `UPDATE records SET fields = '{"i":"forged"}', hash = x'${hash}' WHERE seq = 2`);
+  expect(verify(copy)).toEqual({ ok: false, seq: 3, why: "does not follow the record before it (reordered or replaced)" });
+});
+
+test("checkpoints parse strictly", () => {
+  expect(parseCheckpoint(`seq=12 hash=${"ab".repeat(32)}\n`)).toEqual({ seq: 12, hash: "ab".repeat(32) });
+  expect(() => parseCheckpoint("seq=12")).toThrow("checkpoint is not 'seq=N hash=HEX'");
+});
+
+test("the line format quotes, escapes and shortens visibly", () => {
+  expect(showValue("plain")).toBe("plain");
+  expect(showValue("two words")).toBe('"two words"');
+  expect(showValue("a=b")).toBe('"a=b"');
+  expect(showValue("")).toBe('""');
+  expect(showValue('say "hi"\n\x1b[31m')).toBe('"say \\"hi\\"\\n\\x1b[31m"');
+  expect(showValue("x".repeat(200))).toBe(`"${"x".repeat(120)}…(200 chars)"`);
+  expect(formatLine({ seq: 3, ts: "2026-01-01T00:00:00.000Z", agent: "a", kind: "deny", cap: "fs-file-write", fields: '{"reason":"no way","args":{"path":"/x"}}' }))
+    .toBe("2026-01-01T00:00:00.000Z seq=3 agent=a kind=deny cap=fs-file-write reason=\"no way\" args.path=/x");
+});
