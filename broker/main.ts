@@ -1,7 +1,7 @@
 // viv-broker's life cycle: refuse to start on any doubt (bad policy, unreadable audit log,
 // another broker on the same state, grants that overlap the state directory), then serve until
 // SIGTERM. SIGHUP reloads the policy; an invalid new policy is refused and the running one kept.
-import { chmodSync, existsSync, mkdirSync } from "node:fs";
+import { chmodSync, mkdirSync, openSync } from "node:fs";
 import { Exit, VivError } from "../lib/exit.ts";
 import { stateLayout } from "../lib/paths.ts";
 import { loadPolicy, PolicyError } from "../policy/load.ts";
@@ -12,6 +12,7 @@ import { AuditStore } from "./audit.ts";
 import { listenOperator } from "./operator.ts";
 import { Broker } from "./server.ts";
 import { stubBinary } from "../lib/install.ts";
+import { tryLockExclusive } from "../lib/libc.ts";
 
 /** Grants and workspaces must not reach vivary's own state (the audit log above all). */
 function refuseStateOverlap(policy: Policy, state: string) {
@@ -33,17 +34,6 @@ function load(path: string, state: string): Policy {
   return policy;
 }
 
-async function brokerRunning(sock: string): Promise<boolean> {
-  if (!existsSync(sock)) return false;
-  try {
-    const s = await Bun.connect({ unix: sock, socket: { data() {} } });
-    s.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export async function runBroker(opts: { policy: string; state: string }): Promise<number> {
   process.umask(0o077);
   const state = opts.state.startsWith("/") ? opts.state : `${process.cwd()}/${opts.state}`;
@@ -61,7 +51,9 @@ export async function runBroker(opts: { policy: string; state: string }): Promis
   mkdirSync(L.agents, { recursive: true, mode: 0o711 });
   chmodSync(state, 0o711);
   chmodSync(L.agents, 0o711);
-  if (await brokerRunning(L.operatorSocket)) throw new VivError(Exit.unavailable, `a broker already serves '${state}'`);
+  // Held until the process ends, however it ends: one broker per state directory.
+  const lock = openSync(L.brokerLock, "a", 0o600);
+  if (!tryLockExclusive(lock)) throw new VivError(Exit.unavailable, `a broker already serves '${state}'`);
 
   let audit: AuditStore;
   try {

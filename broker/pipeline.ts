@@ -50,7 +50,7 @@ export function decide(agent: AgentPolicy, cap: string, argv: readonly string[],
   return { type: "run", cap, capability, grant, args: parsed.args };
 }
 
-/** sha256 of the validated arguments, for security events that must not repeat the values. */
-export function argsDigest(args: Args): string {
-  return new Bun.CryptoHasher("sha256").update(JSON.stringify(args)).digest("hex");
+/** sha256 of the argv as sent (a JSON array), so a record can identify arguments without them. */
+export function argvDigest(argv: readonly string[]): string {
+  return new Bun.CryptoHasher("sha256").update(JSON.stringify(argv)).digest("hex");
 }

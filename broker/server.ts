@@ -4,7 +4,7 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import type { Args } from "../lib/capability.ts";
+import type { Args, Capability, Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
@@ -13,14 +13,13 @@ import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
 import { FrameReader } from "./frame-reader.ts";
-import { argsDigest, decide } from "./pipeline.ts";
+import { argvDigest, decide } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export const LIMITS = {
-  helloMs: 5_000,
-  frameMs: 5_000,
+  helloMs: 2_000,
+  frameMs: 2_000,
   idleMs: 60_000,
-  execMs: 30_000,
   connectionsPerAgent: 32,
 };
 
@@ -52,6 +51,8 @@ export class Broker {
   private limiter = new RateLimiter();
   private nextConn = 1;
   private jails = new Map<string, Set<number>>();
+  /** Agents stopped by the kill switch stay revoked until the broker restarts. */
+  private killed = new Set<string>();
 
   constructor(
     private policy: Policy,
@@ -78,6 +79,7 @@ export class Broker {
     this.policy = next;
     for (const name of old.agents.keys()) if (!next.agents.has(name)) this.revoke(name, "removed from policy");
     for (const agent of next.agents.values()) {
+      if (this.killed.has(agent.name)) continue;
       if (this.listeners.has(agent.name)) prepareAgentDir(this.state, agent, this.stubPath);
       else this.listen(agent);
       this.limiter.forget(`${agent.name}\0`);
@@ -96,6 +98,7 @@ export class Broker {
 
   /** The kill switch: closes the agent's socket and connections and ends its jails. */
   async kill(agent: string, by: string) {
+    this.killed.add(agent);
     await this.audit.append({ agent, kind: "kill", fields: { by, jails: [...(this.jails.get(agent) ?? [])] } });
     for (const pid of this.jails.get(agent) ?? []) {
       try {
@@ -209,7 +212,7 @@ export class Broker {
       if (!this.accept(s, frame, ev.raw)) return;
     }
     if (c.reader.midFrame) {
-      if (c.timerFor !== "frame" && c.timerFor !== "hello") this.arm(s, "frame");
+      if (c.timerFor !== "frame" && !(c.timerFor === "hello" && !c.gotHello)) this.arm(s, "frame");
     } else if (c.gotHello && !c.callInFlight) this.arm(s, "idle");
     else if (c.gotHello) this.disarm(s);
   }
@@ -247,6 +250,7 @@ export class Broker {
     const agent = this.policy.agents.get(c.agent);
     if (!agent) return void s.end();
     const d = decide(agent, cap, argv, this.limiter);
+    const digest = argvDigest(argv);
     let reply: Uint8Array;
     if (d.type === "help") {
       reply = result(0, `${JSON.stringify(d.schema, null, 2)}\n`, "");
@@ -254,11 +258,10 @@ export class Broker {
     } else if (d.type === "refuse") {
       const r = d.refusal;
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
-      await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason }, raw: concat(raw, reply) });
+      await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      const digest = argsDigest(d.args);
       await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
-      reply = await this.execute(c, cap, d.capability.run.bind(d.capability), d.args, d.grant.scopes, digest);
+      reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
     }
     c.callInFlight = false;
     if (!c.closing) {
@@ -267,26 +270,23 @@ export class Broker {
     }
   }
 
-  /** Runs an authorized call with a timeout and records its outcome before the reply goes out. */
-  private async execute(c: Conn, cap: string, run: (a: Args, sc: Record<string, readonly string[]>) => unknown, args: Args, scopes: Record<string, readonly string[]>, digest: string): Promise<Uint8Array> {
+  /**
+   * Runs an authorized built-in call and records its outcome before the reply goes out. A
+   * built-in is bounded by its own limits (size, confined syscalls), so it runs to completion:
+   * the outcome recorded is always what happened.
+   */
+  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
-    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new VivError(Exit.temporary, `timed out after ${LIMITS.execMs} ms`)), LIMITS.execMs);
-      });
-      const out = await Promise.race([Promise.resolve(run(args, scopes)), timeout]);
-      stdout = `${JSON.stringify(out)}\n`;
+      stdout = `${JSON.stringify(await capability.run(args, scopes))}\n`;
     } catch (e) {
       const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
-    } finally {
-      clearTimeout(timer);
     }
     const reply = result(exit, stdout, stderr);
     const fields = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
@@ -301,15 +301,11 @@ export class Broker {
     c.closing = true;
     this.disarm(s);
     const reply = encodeFrame({ type: "error", exit: Exit.protocol, message: reason });
-    this.audit
-      .append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) })
-      .then(
-        () => {
-          this.send(s, reply);
-          s.end();
-        },
-        () => s.end(),
-      );
+    this.enqueue(s, async () => {
+      await this.audit.append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) });
+      this.send(s, reply);
+      s.end();
+    });
   }
 
   /** An unexpected failure on one connection (the audit log refusing a write, say): fail closed. */

@@ -1,5 +1,5 @@
 // The one list of built-in capabilities. Adding a capability means a folder beside this file and
-// a line here; test/registry.test.ts checks each has its schema, man page, tests and entry point.
+// a line here; test/architecture.test.ts checks each has its schema, man page, tests and entry point.
 import type { Capability } from "../lib/capability.ts";
 import type { Catalog } from "../policy/model.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";

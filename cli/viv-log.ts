@@ -69,6 +69,14 @@ class PrintCommand extends Command {
   }
 }
 
+function readCheckpoint(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (e) {
+    throw new VivError(Exit.usage, `cannot read checkpoint '${path}': ${(e as NodeJS.ErrnoException).code}`);
+  }
+}
+
 class VerifyCommand extends Command {
   static override paths = [["verify"]];
   static override usage = Command.Usage({
@@ -79,7 +87,7 @@ class VerifyCommand extends Command {
   state = stateOption();
 
   async execute() {
-    const cp = this.checkpoint ? parseCheckpoint(readFileSync(this.checkpoint, "utf8")) : null;
+    const cp = this.checkpoint ? parseCheckpoint(readCheckpoint(this.checkpoint)) : null;
     const db = openLog(this.state);
     const r = verifyChain(db);
     if (!r.ok) throw new VivError(Exit.data, `verify: record seq=${r.seq}: ${r.why}`);

@@ -8,6 +8,8 @@ import { Exit, VivError } from "./exit.ts";
 export const VERSION = "0.1.0";
 
 export async function runCli(name: string, commands: CommandClass<BaseContext>[], argv: string[]): Promise<number> {
+  // A reader that stops early (viv-log | head) is not an error.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => process.exit(e.code === "EPIPE" ? Exit.ok : Exit.internal));
   const cli = new Cli({ binaryName: name, binaryLabel: "vivary", binaryVersion: VERSION, enableColors: false });
   for (const c of commands) cli.register(c);
   cli.register(Builtins.HelpCommand);

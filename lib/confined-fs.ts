@@ -4,11 +4,12 @@
 // symlink between any check and the write is refused by the kernel, not by a check that can
 // race. The file is replaced by rename(2) of a fully written, fsynced temporary in the same
 // directory: readers see the old file or the new one, never a half-written one.
-import { dlopen, FFIType, ptr, read } from "bun:ffi";
+import { ptr } from "bun:ffi";
 import { randomBytes } from "node:crypto";
 import { fdatasync, fsync } from "node:fs";
 import { promisify } from "node:util";
-import { dataError, deniedError, Exit, unavailableError, VivError } from "./exit.ts";
+import { dataError, Exit, unavailableError, VivError } from "./exit.ts";
+import { errno, libc } from "./libc.ts";
 
 const ARCH = process.arch === "arm64" ? "arm64" : "x64";
 /** open(2) flags differ between the two architectures vivary supports. */
@@ -43,23 +44,11 @@ const ERRNO: Record<number, string> = {
   28: "ENOSPC", 36: "ENAMETOOLONG", 40: "ELOOP", 122: "EDQUOT", 30: "EROFS",
 };
 
-const libc = dlopen("libc.so.6", {
-  syscall: { args: [FFIType.i64, FFIType.i64, FFIType.ptr, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-  mkdirat: { args: [FFIType.i32, FFIType.ptr, FFIType.u32], returns: FFIType.i32 },
-  fstatat: { args: [FFIType.i32, FFIType.ptr, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  renameat: { args: [FFIType.i32, FFIType.ptr, FFIType.i32, FFIType.ptr], returns: FFIType.i32 },
-  unlinkat: { args: [FFIType.i32, FFIType.ptr, FFIType.i32], returns: FFIType.i32 },
-  write: { args: [FFIType.i32, FFIType.ptr, FFIType.u64], returns: FFIType.i64 },
-  fchmod: { args: [FFIType.i32, FFIType.u32], returns: FFIType.i32 },
-  close: { args: [FFIType.i32], returns: FFIType.i32 },
-  __errno_location: { args: [], returns: FFIType.ptr },
-}).symbols;
 
 /** Syncs run on the thread pool so a slow disk never stalls the broker's event loop. */
 const fdatasyncAsync = promisify(fdatasync);
 const fsyncAsync = promisify(fsync);
 
-const errno = (): number => read.i32(libc.__errno_location()!, 0);
 const errName = (e: number) => ERRNO[e] ?? `errno ${e}`;
 const cstr = (s: string) => Buffer.from(`${s}\0`);
 

@@ -1,6 +1,6 @@
 // Scope kinds a grant can carry, and how a requested value is matched against them. Pure string
 // logic with no filesystem access: the confinement that makes a match safe against symlinks and
-// races is the executor's job (broker/confined-fs.ts); this decides only what is asked for.
+// races is the executor's job (lib/confined-fs.ts); this decides only what is asked for.
 
 /** Host trees no grant or workspace may name: the system, pseudo-filesystems, vivary's own state. */
 const FORBIDDEN_ROOTS = ["/proc", "/sys", "/dev", "/etc", "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",

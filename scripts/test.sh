@@ -3,7 +3,7 @@
 # bats suites against real jails and a real broker (shellcheck runs as one of them). Ends with
 # one line "N passed, N failed" summing all suites; exits non-zero if anything failed.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 1
 ./scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 
 out=$(mktemp -d)

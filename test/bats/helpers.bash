@@ -38,8 +38,8 @@ KDL
 
 # wait_for CMD...: retries CMD until it succeeds, for at most 10 seconds.
 wait_for() {
-  local i
-  for i in $(seq 1 1000); do
+  local _
+  for _ in $(seq 1 1000); do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.01
   done

@@ -1,0 +1,169 @@
+// Generates each capability's man page, man/NAME.1, from capabilities/NAME/schema.json: the same
+// definition that `NAME --help` prints and the broker parses argv against, so SYNOPSIS, OPTIONS,
+// SCOPE and OUTPUT cannot drift from it. `bun run scripts/gen-man.ts` rewrites the pages; a test
+// in test/architecture.test.ts checks that they are up to date.
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { kebab, type CapabilitySchema, type PropertySchema } from "../lib/capability.ts";
+import { Exit } from "../lib/exit.ts";
+
+const root = join(import.meta.dir, "..");
+
+/** What each scope kind means in a grant. A capability declaring a kind not listed here fails. */
+const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] }> = {
+  path: {
+    arg: "DIR",
+    example: "/srv/reports",
+    doc: [
+      "An absolute host directory the capability may reach below; repeat it to grant several.",
+      "A requested path must lie strictly below one of them, compared component by component, and the longest match is used.",
+      "The policy refuses a directory that is too broad (the root, a top-level directory, a system tree or vivary's state); see vivary-policy(5).",
+    ],
+  },
+};
+
+/** What each exit code means for one call, keyed like lib/exit.ts. */
+const EXIT_MEANINGS: Record<keyof typeof Exit, string> = {
+  ok: "The call succeeded; its result is on standard output.",
+  usage: "Usage error: an unknown, duplicated or abbreviated option, a missing required option, or a value of the wrong type or out of range.",
+  data: "Bad data: a value that passed the schema but cannot be used.",
+  unavailable: "The broker cannot be reached, or the capability or its provider is unavailable.",
+  internal: "Internal error in the broker or the capability.",
+  temporary: "Temporary failure: the grant's rate limit is reached or the call timed out; a later call may succeed.",
+  protocol: "Protocol error between the stub and the broker.",
+  denied: "Denied: the capability is not granted to this agent, or the call is outside the grant's scope.",
+  config: "Configuration error on the host.",
+};
+
+const RISKS = ["low", "medium", "high", "critical"];
+
+/** Escapes text for roff: backslashes, dashes (kept as ASCII minus so commands copy) and a leading control character. */
+export function roff(s: string): string {
+  return s.replace(/\\/g, "\\e").replace(/-/g, "\\-").replace(/^[.']/gm, "\\&$&");
+}
+
+/** One sentence per source line, as roff prefers; sentences end with a period. */
+function sentences(text: string): string {
+  const parts = text.trim().split(/(?<=\.)\s+/).filter(Boolean);
+  return parts.map((p) => roff(/[.!?]$/.test(p) ? p : `${p}.`)).join("\n");
+}
+
+const placeholder = (prop: string) => kebab(prop).toUpperCase();
+
+function synopsisOption(key: string, p: PropertySchema, required: boolean): string {
+  const flag = `\\-\\-${roff(kebab(key))}`;
+  if (p.type === "boolean") return required ? `.B ${flag}` : `.RB [ ${flag} ]`;
+  const value = p.enum ? p.enum.map(roff).join("|") : placeholder(key);
+  const optional = `.RB [ ${flag}\n.IR ${value} ]${p.type === "array" ? "..." : ""}`;
+  if (!required) return optional;
+  return p.type === "array" ? `.BI ${flag} " ${value}"\n${optional}` : `.BI ${flag} " ${value}"`;
+}
+
+function describeValue(p: PropertySchema, required: boolean, schemaDefault: unknown): string[] {
+  const out: string[] = [];
+  const what: string[] = [];
+  if (p.type === "boolean") what.push("a flag, given without a value");
+  else if (p.enum) what.push(`one of ${p.enum.map((e) => `\\fB${roff(e)}\\fR`).join(", ")}`);
+  else if (p.type === "integer" || p.type === "number") {
+    const noun = p.type === "integer" ? "a whole number" : "a number";
+    if (p.minimum !== undefined && p.maximum !== undefined) what.push(`${noun} from ${p.minimum} to ${p.maximum}`);
+    else if (p.minimum !== undefined) what.push(`${noun}, at least ${p.minimum}`);
+    else if (p.maximum !== undefined) what.push(`${noun}, at most ${p.maximum}`);
+    else what.push(noun);
+  } else {
+    const noun = p.type === "array" ? "a string, repeat the option for each item" : "a string";
+    if (p.minLength !== undefined && p.maxLength !== undefined) what.push(`${noun} of ${p.minLength} to ${p.maxLength} characters`);
+    else if (p.maxLength !== undefined) what.push(`${noun} of at most ${p.maxLength} characters`);
+    else if (p.minLength !== undefined) what.push(`${noun} of at least ${p.minLength} characters`);
+    else what.push(noun);
+    if (p.type === "array" && p.maxItems !== undefined) what.push(`at most ${p.maxItems} times`);
+  }
+  out.push(`${required ? "Required" : "Optional"}; ${what.join(", ")}${schemaDefault !== undefined ? `; default \\fB${roff(String(schemaDefault))}\\fR` : ""}.`);
+  return out;
+}
+
+function title(s: string) {
+  return roff(s.toUpperCase());
+}
+
+/** The roff text of man/NAME.1 for the capability in capabilities/NAME/. */
+export function generate(name: string): string {
+  const schema = JSON.parse(readFileSync(join(root, "capabilities", name, "schema.json"), "utf8")) as CapabilitySchema;
+  const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { version: string }).version;
+  if (schema.title !== name) throw new Error(`${name}: schema.json title is '${schema.title}', not '${name}'`);
+  const risk = schema["x-vivary-risk"];
+  if (!RISKS.includes(risk)) throw new Error(`${name}: x-vivary-risk '${risk}' is not one of ${RISKS.join(", ")}`);
+  const scopes = schema["x-vivary-scopes"];
+  for (const kind of scopes) if (!SCOPE_KINDS[kind]) throw new Error(`${name}: scope kind '${kind}' has no entry in scripts/gen-man.ts SCOPE_KINDS`);
+  const output = schema["x-vivary-output"] as { type?: string; description?: string; required?: string[]; properties?: Record<string, { type?: string; description?: string }> };
+  const n = roff(name);
+  const first = schema.description.split(/(?<=\.)\s/)[0]!.replace(/\.$/, "");
+  const L: string[] = [];
+
+  L.push(`.\\" Generated from capabilities/${name}/schema.json by scripts/gen-man.ts; do not edit.`);
+  L.push(`.TH ${title(name)} 1 "" "vivary ${roff(version)}" "vivary capabilities"`);
+  L.push(".nh", ".nr HY 0", ".SH NAME", `${n} \\- ${roff(first.charAt(0).toLowerCase() + first.slice(1))}`);
+
+  L.push(".SH SYNOPSIS", ".ad l", `.B ${n}`);
+  const props = Object.entries(schema.properties);
+  for (const [key, p] of props) L.push(synopsisOption(key, p, schema.required.includes(key)));
+  L.push(".br", `.B ${n} \\-\\-help`, ".ad");
+
+  L.push(".SH DESCRIPTION", sentences(schema.description), ".PP");
+  L.push(`Risk: \\fB${risk}\\fR (of low, medium, high, critical).`);
+  const cred = schema["x-vivary-credential"];
+  L.push(cred ? `It needs the credential \\fB${roff(cred)}\\fR, which the broker injects; it never enters the jail or argv.` : "It needs no credential.");
+  L.push(".PP", `Inside an agent's jail, \\fB${n}\\fR is a stub (viv\\-stub) that forwards its arguments to the broker over`);
+  L.push(".IR /run/vivary/broker.sock .");
+  L.push("The broker parses them against this page's options, checks them against the agent's grant, records the call in the audit log, runs it on the host and records its outcome before the result comes back; see");
+  L.push(".BR vivary\\-protocol (7).");
+
+  L.push(".SH OPTIONS", "Options are the properties of the input schema in kebab case: a list is a repeated option, a boolean a bare flag.");
+  L.push("A value may follow its option as the next argument or after an equals sign; the argument after an option that takes a value is always its value.");
+  L.push("Unknown, duplicated or abbreviated options and stray arguments are usage errors.");
+  for (const [key, p] of props) {
+    const flag = `\\-\\-${roff(kebab(key))}`;
+    L.push(".TP", p.type === "boolean" ? `.B ${flag}` : `.BI ${flag} " ${placeholder(key)}"`);
+    if (p.description) L.push(sentences(p.description));
+    L.push(...describeValue(p, schema.required.includes(key), p.default));
+  }
+  L.push(".TP", ".B \\-\\-help", "Print the input schema (JSON Schema, draft 2020\\-12, with vivary's x\\-vivary\\-* annotations) on standard output and exit 0.");
+
+  L.push(".SH SCOPE", `A grant of \\fB${n}\\fR in a policy takes these nodes; each scope kind must be named at least once (see`, ".BR vivary\\-policy (5)).");
+  for (const kind of scopes) {
+    const k = SCOPE_KINDS[kind]!;
+    L.push(".TP", `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
+  }
+  L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
+  L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
+  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
+  L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
+
+  L.push(".SH OUTPUT");
+  if (output.type === "object" && output.properties) {
+    L.push(`On success, \\fB${n}\\fR prints one line on standard output: a JSON object with these members.`);
+    for (const [key, p] of Object.entries(output.properties)) {
+      L.push(".TP", `.B ${roff(key)}`, `(${roff(p.type ?? "any")}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
+    }
+  } else {
+    L.push(`On success, \\fB${n}\\fR prints its result on standard output${output.description ? `: ${sentences(output.description)}` : "."}`);
+  }
+  L.push(".PP", `On failure it prints one line on standard error, \\fB${n}: \\fIwhat failed\\fB: \\fIwhy\\fR, and nothing on standard output.`);
+
+  L.push(".SH EXIT STATUS");
+  for (const [key, code] of Object.entries(Exit)) L.push(".TP", `.B ${code}`, roff(EXIT_MEANINGS[key as keyof typeof Exit]));
+
+  L.push(".SH ENVIRONMENT", ".TP", ".B VIVARY_SOCKET", "The broker socket the stub connects to, instead of", ".IR /run/vivary/broker.sock .");
+  L.push(".TP", ".B VIVARY_SCOPE", `When \\fB${n}\\fR runs as its own program on the host rather than through the broker: its effective scope as JSON, for example`);
+  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
+  L.push("Without it every call is denied.");
+  L.push(".SH FILES", ".TP", ".I /run/vivary/capabilities.json", "In the jail: every capability granted to the agent, with its schema.");
+  L.push(".SH SEE ALSO", ".BR viv (1),", ".BR viv\\-log (1),", ".BR vivary\\-policy (5),", ".BR vivary\\-protocol (7),", ".BR viv\\-broker (8)");
+  return `${L.join("\n")}\n`;
+}
+
+if (import.meta.main) {
+  const dirs = readdirSync(join(root, "capabilities"), { withFileTypes: true }).filter((d) => d.isDirectory()).map((d) => d.name);
+  for (const name of dirs) writeFileSync(join(root, "man", `${name}.1`), generate(name));
+  console.log(`wrote ${dirs.map((d) => `man/${d}.1`).join(", ")}`);
+}
