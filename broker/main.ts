@@ -34,9 +34,13 @@ function load(path: string, state: string): Policy {
   return policy;
 }
 
-export async function runBroker(opts: { policy: string; state: string }): Promise<number> {
+/**
+ * Runs the broker until SIGTERM or SIGINT; with `attached`, also until its stdin reaches end of
+ * file, so a broker started for one `viv run` cannot outlive that run however it ends.
+ */
+export async function runBroker(opts: { policy: string; state: string; attached?: boolean }): Promise<number> {
   process.umask(0o077);
-  const state = opts.state.startsWith("/") ? opts.state : `${process.cwd()}/${opts.state}`;
+  const state = opts.state;
   const L = stateLayout(state);
   let policy: Policy;
   try {
@@ -80,7 +84,11 @@ export async function runBroker(opts: { policy: string; state: string }): Promis
   });
 
   return await new Promise<number>((resolve) => {
+    let stopping = false;
     const stop = async () => {
+      if (stopping) return;
+      stopping = true;
+      if (opts.attached) process.stdin.destroy();
       operator.stop(true);
       broker.stop();
       await audit.append({ agent: "-", kind: "broker", fields: { event: "stop", pid: process.pid } }).catch(() => {});
@@ -89,5 +97,10 @@ export async function runBroker(opts: { policy: string; state: string }): Promis
     };
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
+    if (opts.attached) {
+      process.stdin.on("data", () => {});
+      process.stdin.once("end", stop);
+      process.stdin.once("close", stop);
+    }
   });
 }

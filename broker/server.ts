@@ -49,7 +49,8 @@ const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 export class Broker {
   private listeners = new Map<string, AgentListener>();
   private limiter = new RateLimiter();
-  private nextConn = 1;
+  /** Connection numbers in records; started past the log's head so they never repeat in one log. */
+  private nextConn: number;
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Set<string>();
@@ -59,7 +60,9 @@ export class Broker {
     private readonly state: string,
     private readonly audit: AuditStore,
     private readonly stubPath: string,
-  ) {}
+  ) {
+    this.nextConn = audit.head.seq + 1;
+  }
 
   get agents(): ReadonlyMap<string, AgentPolicy> {
     return this.policy.agents;
@@ -239,10 +242,15 @@ export class Broker {
     s.data.chain = s.data.chain.then(job).catch((e) => this.fail(s, e));
   }
 
+  /**
+   * Queues the hello record and sends WELCOME once it is durable, without holding the
+   * connection's queue for it: a CALL that came in the same read is then recorded in the same
+   * commit as the hello, so a call from the stub costs one commit less. Records keep wire order.
+   */
   private async onHello(s: AgentSocket, raw: Uint8Array) {
     const reply = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
-    await this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
-    this.send(s, reply);
+    const durable = this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
+    durable.then(() => this.send(s, reply), (e) => this.fail(s, e));
   }
 
   private async onCall(s: AgentSocket, cap: string, argv: string[], raw: Uint8Array) {

@@ -20,8 +20,9 @@ const BROKER_START_MS = 15_000;
 /** Starts a broker for this run's duration; resolves once its operator socket answers. */
 async function startBroker(o: RunOptions): Promise<Bun.Subprocess> {
   const sock = stateLayout(o.state).operatorSocket;
-  const proc = Bun.spawn([...selfCommand("viv-broker"), "--policy", o.policy, "--state", o.state], {
-    stdio: ["ignore", "ignore", "pipe"],
+  // --attached: the broker stops when this process's end of its stdin closes, even on SIGKILL.
+  const proc = Bun.spawn([...selfCommand("viv-broker"), "--attached", "--policy", o.policy, "--state", o.state], {
+    stdio: ["pipe", "ignore", "pipe"],
   });
   const deadline = performance.now() + BROKER_START_MS;
   let exited: number | null = null;

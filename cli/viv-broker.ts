@@ -12,9 +12,10 @@ class BrokerCommand extends Command {
   });
   policy = Option.String("--policy", { description: "policy file or directory of *.kdl (default $VIVARY_POLICY, then /etc/vivary/policy.kdl)" });
   state = Option.String("--state", { description: "state directory (default $VIVARY_STATE, then /var/lib/vivary for root)" });
+  attached = Option.Boolean("--attached", false, { description: "also stop when standard input closes (how viv run ties a broker to its run)" });
 
   async execute() {
-    return runBroker({ policy: resolvePolicyPath(this.policy), state: resolveStateDir(this.state) });
+    return runBroker({ policy: resolvePolicyPath(this.policy), state: resolveStateDir(this.state), attached: this.attached });
   }
 }
 

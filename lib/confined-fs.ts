@@ -81,7 +81,8 @@ function lstatAt(dirfd: number, name: string): { type: number; nlink: number } |
 
 /** Opens one directory step below `dirfd`, creating it if missing; refuses anything but a real directory. */
 function stepInto(dirfd: number, name: string, shown: string, create: boolean): number {
-  const flags = O.RDONLY | O.DIRECTORY | O.NOFOLLOW | O.CLOEXEC;
+  // No O_NOFOLLOW: with it a symlink fails as ENOTDIR; RESOLVE_NO_SYMLINKS makes it ELOOP.
+  const flags = O.RDONLY | O.DIRECTORY | O.CLOEXEC;
   for (let attempt = 0; attempt < 2; attempt++) {
     const fd = openat2(dirfd, name, flags, 0, CONFINED);
     if (fd >= 0) return fd;
@@ -90,7 +91,8 @@ function stepInto(dirfd: number, name: string, shown: string, create: boolean): 
     if (e === 18) throw new EscapeAttempt(`'${shown}' crosses a mount point`);
     if (e === 20) {
       const st = lstatAt(dirfd, name);
-      throw new EscapeAttempt(`'${shown}' is ${st ? (FILE_TYPES[st.type] ?? "not a directory") : "not a directory"}`);
+      const type = st ? FILE_TYPES[st.type] : undefined;
+      throw new EscapeAttempt(`'${shown}' is ${type ? `${type}, not a directory` : "not a directory"}`);
     }
     if (e !== 2 || !create) throw new VivError(Exit.internal, `cannot open '${shown}': ${errName(e)}`);
     if (libc.mkdirat(dirfd, ptr(cstr(name)), 0o755) !== 0 && errno() !== 17) {

@@ -1,6 +1,6 @@
 // Where things live: environment variable names, the state directory layout and the fixed paths
 // inside a jail. Every program resolves these here, so a path is named in one place only.
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 
 export const Env = {
   state: "VIVARY_STATE",
@@ -18,12 +18,13 @@ export function defaultStateDir(env = process.env): string {
   return join(xdg, "vivary");
 }
 
+/** Always absolute: the state directory is handed to other processes and mounted by path. */
 export function resolveStateDir(flag: string | undefined, env = process.env): string {
-  return flag ?? env[Env.state] ?? defaultStateDir(env);
+  return resolve(flag ?? env[Env.state] ?? defaultStateDir(env));
 }
 
 export function resolvePolicyPath(flag: string | undefined, env = process.env): string {
-  return flag ?? env[Env.policy] ?? DEFAULT_POLICY;
+  return resolve(flag ?? env[Env.policy] ?? DEFAULT_POLICY);
 }
 
 /** The layout of a state directory. Only the broker writes here. */

@@ -140,72 +140,72 @@ assert_usage_error() {
 
 @test "a symlink leaf pointing outside is refused and its target is untouched" {
   ln -s "$OUTSIDE/secret" "$SCOPE/leaf"
-  assert_refused "$SCOPE/leaf" "'$SCOPE/leaf' is a symlink"
+  assert_refused "$SCOPE/leaf" "cannot write '$SCOPE/leaf': '$SCOPE/leaf' is a symlink"
   [ -L "$SCOPE/leaf" ]
 }
 
 @test "a dangling symlink leaf is refused and its target is not created" {
   ln -s "$OUTSIDE/new" "$SCOPE/dangling"
-  assert_refused "$SCOPE/dangling" "'$SCOPE/dangling' is a symlink"
+  assert_refused "$SCOPE/dangling" "cannot write '$SCOPE/dangling': '$SCOPE/dangling' is a symlink"
   [ ! -e "$OUTSIDE/new" ]
 }
 
 @test "a symlink ancestor with directories still to create below it is refused" {
   ln -s "$OUTSIDE" "$SCOPE/link"
-  assert_refused "$SCOPE/link/new/dir/file" "'$SCOPE/link' is a symlink"
+  assert_refused "$SCOPE/link/new/dir/file" "cannot write '$SCOPE/link/new/dir/file': '$SCOPE/link' is a symlink"
   [ ! -e "$OUTSIDE/new" ]
   mkdir "$SCOPE/real"
   ln -s "$OUTSIDE" "$SCOPE/real/link"
-  assert_refused "$SCOPE/real/link/secret" "'$SCOPE/real/link' is a symlink"
+  assert_refused "$SCOPE/real/link/secret" "cannot write '$SCOPE/real/link/secret': '$SCOPE/real/link' is a symlink"
 }
 
 @test "a hard link to a file elsewhere is refused and that file is unchanged" {
   ln "$OUTSIDE/secret" "$SCOPE/hardlink"
-  assert_refused "$SCOPE/hardlink" "'$SCOPE/hardlink' has 2 hard links"
+  assert_refused "$SCOPE/hardlink" "cannot write '$SCOPE/hardlink': '$SCOPE/hardlink' has 2 hard links"
   [ "$(stat -c %i "$SCOPE/hardlink")" = "$(stat -c %i "$OUTSIDE/secret")" ]
 }
 
 @test "magic links to /proc/self are refused" {
   ln -s /proc/self/root "$SCOPE/root"
-  assert_refused "$SCOPE/root$OUTSIDE/secret" "'$SCOPE/root' is a symlink"
+  assert_refused "$SCOPE/root$OUTSIDE/secret" "cannot write '$SCOPE/root$OUTSIDE/secret': '$SCOPE/root' is a symlink"
   ln -s /proc/self/cwd "$SCOPE/cwd"
-  assert_refused "$SCOPE/cwd/vivary-x" "'$SCOPE/cwd' is a symlink"
+  assert_refused "$SCOPE/cwd/vivary-x" "cannot write '$SCOPE/cwd/vivary-x': '$SCOPE/cwd' is a symlink"
   ln -s /proc/self/fd/0 "$SCOPE/stdin"
-  assert_refused "$SCOPE/stdin" "'$SCOPE/stdin' is a symlink"
+  assert_refused "$SCOPE/stdin" "cannot write '$SCOPE/stdin': '$SCOPE/stdin' is a symlink"
 }
 
 @test "a FIFO at the leaf is refused" {
   mkfifo "$SCOPE/fifo"
-  assert_refused "$SCOPE/fifo" "'$SCOPE/fifo' is a FIFO"
+  assert_refused "$SCOPE/fifo" "cannot write '$SCOPE/fifo': '$SCOPE/fifo' is a FIFO"
   [ -p "$SCOPE/fifo" ]
 }
 
 @test "a unix socket at the leaf is refused" {
   python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$SCOPE/sock"
   [ -S "$SCOPE/sock" ]
-  assert_refused "$SCOPE/sock" "'$SCOPE/sock' is a socket"
+  assert_refused "$SCOPE/sock" "cannot write '$SCOPE/sock': '$SCOPE/sock' is a socket"
   [ -S "$SCOPE/sock" ]
 }
 
 @test "a device node at the leaf is refused" {
   mknod "$SCOPE/null" c 1 3
-  assert_refused "$SCOPE/null" "'$SCOPE/null' is a character device"
+  assert_refused "$SCOPE/null" "cannot write '$SCOPE/null': '$SCOPE/null' is a character device"
   [ -c "$SCOPE/null" ]
 }
 
 @test "a directory at the leaf or a file in place of a directory is refused" {
   mkdir "$SCOPE/dir"
-  assert_refused "$SCOPE/dir" "'$SCOPE/dir' is a directory"
+  assert_refused "$SCOPE/dir" "cannot write '$SCOPE/dir': '$SCOPE/dir' is a directory"
   echo keep >"$SCOPE/file"
-  assert_refused "$SCOPE/file/x" "'$SCOPE/file' is a regular file"
+  assert_refused "$SCOPE/file/x" "cannot write '$SCOPE/file/x': '$SCOPE/file' is a regular file, not a directory"
   [ "$(cat "$SCOPE/file")" = keep ]
 }
 
 @test "a mount point inside the scope is refused" {
   mkdir "$SCOPE/mnt"
   mount --bind "$OUTSIDE" "$SCOPE/mnt"
-  assert_refused "$SCOPE/mnt/secret" "'$SCOPE/mnt' crosses a mount point"
-  assert_refused "$SCOPE/mnt/new" "'$SCOPE/mnt' crosses a mount point"
+  assert_refused "$SCOPE/mnt/secret" "cannot write '$SCOPE/mnt/secret': '$SCOPE/mnt' crosses a mount point"
+  assert_refused "$SCOPE/mnt/new" "cannot write '$SCOPE/mnt/new': '$SCOPE/mnt' crosses a mount point"
   [ ! -e "$OUTSIDE/new" ]
 }
 
@@ -230,11 +230,11 @@ assert_usage_error() {
     done
   ' _ "$WS" "$OUTSIDE" "$AGENT"
   [ "$(echo "$output" | tr '\n' ' ')" = "77 77 77 77 77 77 " ]
-  [ "${stderr_lines[0]}" = "fs-file-write: '$WS/out/etc' is a symlink" ]
-  [ "${stderr_lines[1]}" = "fs-file-write: '$WS/out/o' is a symlink" ]
-  [ "${stderr_lines[2]}" = "fs-file-write: '$WS/out/o' is a symlink" ]
-  [ "${stderr_lines[3]}" = "fs-file-write: '$WS/out/leaf' is a symlink" ]
-  [ "${stderr_lines[4]}" = "fs-file-write: '$WS/out/root' is a symlink" ]
+  [ "${stderr_lines[0]}" = "fs-file-write: cannot write '$WS/out/etc/vivary-pwned-$AGENT': '$WS/out/etc' is a symlink" ]
+  [ "${stderr_lines[1]}" = "fs-file-write: cannot write '$WS/out/o/secret': '$WS/out/o' is a symlink" ]
+  [ "${stderr_lines[2]}" = "fs-file-write: cannot write '$WS/out/o/new/dir/f': '$WS/out/o' is a symlink" ]
+  [ "${stderr_lines[3]}" = "fs-file-write: cannot write '$WS/out/leaf': '$WS/out/leaf' is a symlink" ]
+  [ "${stderr_lines[4]}" = "fs-file-write: cannot write '$WS/out/root$OUTSIDE/secret': '$WS/out/root' is a symlink" ]
   [ "${stderr_lines[5]}" = "fs-file-write: cannot write '$WS/out/real/../o/secret': path has a '..' component" ]
   [ "${#stderr_lines[@]}" -eq 6 ]
   [ ! -e "/etc/vivary-pwned-$AGENT" ]
@@ -254,9 +254,9 @@ assert_usage_error() {
     echo "$?"
   ' _ "$WS" "$OUTSIDE"
   [ "$output" = 77 ]
-  [ "${stderr_lines[0]}" = "fs-file-write: granted path '$WS/out' contains a symlink" ]
+  [ "${stderr_lines[0]}" = "fs-file-write: cannot write '$WS/out/secret': granted path '$WS/out' contains a symlink" ]
   [ "$(snapshot "$OUTSIDE")" = "$before" ]
-  assert_deny_logged "granted path '$WS/out' contains a symlink"
+  assert_deny_logged "cannot write '$WS/out/secret': granted path '$WS/out' contains a symlink"
 }
 
 @test "a hard link planted from inside the jail is refused and the linked file is unchanged" {
@@ -269,9 +269,9 @@ assert_usage_error() {
     echo "$?"
   ' _ "$WS"
   [ "$output" = 77 ]
-  [ "${stderr_lines[0]}" = "fs-file-write: '$WS/out/hardlink' has 2 hard links" ]
+  [ "${stderr_lines[0]}" = "fs-file-write: cannot write '$WS/out/hardlink': '$WS/out/hardlink' has 2 hard links" ]
   [ "$(cat "$WS/keep")" = mine ]
-  assert_deny_logged "'$WS/out/hardlink' has 2 hard links"
+  assert_deny_logged "cannot write '$WS/out/hardlink': '$WS/out/hardlink' has 2 hard links"
 }
 
 @test "a directory swapped with a symlink while writing never lets a write escape" {
@@ -333,10 +333,10 @@ print(n)
 
   # Every refusal was about out/d, said so on one line, and was recorded as a denial.
   [ "$(wc -l <"$WS/errors")" -eq "$denied" ]
-  [ "$(grep -c "^fs-file-write: '$WS/out/d' is a " "$WS/errors")" -eq "$denied" ]
-  [ "$(deny_reasons | grep -c "^'$WS/out/d' is a ")" -eq "$denied" ]
+  [ "$(grep -c "^fs-file-write: cannot write '$WS/out/d/f[0-9]*': '$WS/out/d' is a " "$WS/errors")" -eq "$denied" ]
+  [ "$(deny_reasons | grep -c "^cannot write '$WS/out/d/f[0-9]*': '$WS/out/d' is a ")" -eq "$denied" ]
   # And named the cause: out/d was refused for being a symlink, never for being a directory.
-  [ "$(grep -cvxF "fs-file-write: '$WS/out/d' is a symlink" "$WS/errors")" -eq 0 ]
+  [ "$(grep -cvx "fs-file-write: cannot write '$WS/out/d/f[0-9]*': '$WS/out/d' is a symlink" "$WS/errors")" -eq 0 ]
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -376,9 +376,9 @@ print(n)
 @test "bad base64 is bad data (65) and writes nothing" {
   run -65 --separate-stderr fsw --path "$SCOPE/blob" --content 'not base64!' --encoding base64
   [ "$output" = "" ]
-  [ "$stderr" = "fs-file-write: --content is not valid base64" ]
+  [ "$stderr" = "fs-file-write: cannot write '$SCOPE/blob': --content is not valid base64" ]
   run -65 --separate-stderr fsw --path "$SCOPE/blob" --content 'QQ=' --encoding base64
-  [ "$stderr" = "fs-file-write: --content is not valid base64" ]
+  [ "$stderr" = "fs-file-write: cannot write '$SCOPE/blob': --content is not valid base64" ]
   [ -z "$(ls -A "$SCOPE")" ]
   [ -z "$(deny_reasons)" ]
 }
@@ -423,9 +423,9 @@ sys.exit(r[1])
 
   run -65 --separate-stderr viv run --agent "$AGENT" -- python3 -c "$client" "$SCOPE/over" 1048577 utf-8
   [ "$output" = "" ]
-  [ "$stderr" = "fs-file-write: content of 1048577 bytes exceeds the 1048576-byte limit" ]
+  [ "$stderr" = "fs-file-write: cannot write '$SCOPE/over': content of 1048577 bytes exceeds the 1048576-byte limit" ]
   run -65 --separate-stderr viv run --agent "$AGENT" -- python3 -c "$client" "$SCOPE/over" 1048577 base64
-  [ "$stderr" = "fs-file-write: content of 1048577 bytes exceeds the 1048576-byte limit" ]
+  [ "$stderr" = "fs-file-write: cannot write '$SCOPE/over': content of 1048577 bytes exceeds the 1048576-byte limit" ]
   [ ! -e "$SCOPE/over" ]
   [ "$(ls -A "$SCOPE")" = max ]
 }

@@ -2,8 +2,8 @@
 // component-wise prefix match; the write itself is confined by the kernel (lib/confined-fs.ts),
 // so what the check allowed is all the write can reach, even against a racing agent.
 import type { Capability, CapabilitySchema } from "../../lib/capability.ts";
-import { writeFileConfined } from "../../lib/confined-fs.ts";
-import { dataError, deniedError } from "../../lib/exit.ts";
+import { EscapeAttempt, writeFileConfined } from "../../lib/confined-fs.ts";
+import { dataError, deniedError, VivError } from "../../lib/exit.ts";
 import { matchPath } from "../../policy/scope.ts";
 import schemaJson from "./schema.json";
 import type { FsFileWriteInput, FsFileWriteResult } from "./types.ts";
@@ -25,7 +25,12 @@ export const fsFileWrite: Capability<FsFileWriteInput, FsFileWriteResult> = {
   async run(args, scopes) {
     const m = matchPath(args.path, scopes.path ?? []);
     if (!m.ok) throw deniedError(`cannot write '${args.path}': ${m.reason}`);
-    const bytes = await writeFileConfined(m.root, m.relative, decode(args));
-    return { path: args.path, bytes_written: bytes };
+    try {
+      return { path: args.path, bytes_written: await writeFileConfined(m.root, m.relative, decode(args)) };
+    } catch (e) {
+      if (!(e instanceof VivError)) throw e;
+      const message = `cannot write '${args.path}': ${e.message}`;
+      throw e instanceof EscapeAttempt ? new EscapeAttempt(message) : new VivError(e.code, message);
+    }
   },
 };
