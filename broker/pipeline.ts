@@ -45,7 +45,7 @@ export function decide(agent: AgentPolicy, cap: string, argv: readonly string[],
   if (why) return refuse(cap, Exit.denied, "deny", "authorize", why);
 
   if (grant.rate && !limiter.take(`${agent.name}\0${cap}`, grant.rate)) {
-    return refuse(cap, Exit.temporary, "deny", "rate", `rate limit of ${grant.rate.count} calls per ${grant.rate.perMs / 1000}s reached`);
+    return refuse(cap, Exit.temporary, "deny", "rate", `rate limit of ${grant.rate.count} calls per ${grant.rate.per} reached`);
   }
   return { type: "run", cap, capability, grant, args: parsed.args };
 }

@@ -80,12 +80,15 @@ export class Broker {
   async replacePolicy(next: Policy) {
     const old = this.policy;
     this.policy = next;
-    for (const name of old.agents.keys()) if (!next.agents.has(name)) this.revoke(name, "removed from policy");
+    for (const name of old.agents.keys()) {
+      if (next.agents.has(name)) continue;
+      this.revoke(name);
+      this.limiter.forget(`${name}\0`);
+    }
     for (const agent of next.agents.values()) {
       if (this.killed.has(agent.name)) continue;
       if (this.listeners.has(agent.name)) prepareAgentDir(this.state, agent, this.stubPath);
       else this.listen(agent);
-      this.limiter.forget(`${agent.name}\0`);
     }
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
@@ -111,11 +114,11 @@ export class Broker {
       }
     }
     this.jails.delete(agent);
-    this.revoke(agent, "killed by operator");
+    this.revoke(agent);
   }
 
   stop() {
-    for (const name of [...this.listeners.keys()]) this.revoke(name, "broker stopping", false);
+    for (const name of [...this.listeners.keys()]) this.revoke(name, false);
   }
 
   private listen(agent: AgentPolicy) {
@@ -139,7 +142,8 @@ export class Broker {
     this.listeners.set(name, { listener, conns });
   }
 
-  private revoke(name: string, why: string, removeDir = true) {
+  /** Closes an agent's socket and connections; its directory goes too once it left the policy. */
+  private revoke(name: string, removeDir = true) {
     const l = this.listeners.get(name);
     if (!l) return;
     l.listener.stop(true);
@@ -147,7 +151,6 @@ export class Broker {
     this.listeners.delete(name);
     rmSync(stateLayout(this.state).agentSocket(name), { force: true });
     if (removeDir && !this.policy.agents.has(name)) removeAgentDir(this.state, name);
-    void why;
   }
 
   private onOpen(agent: string, conns: Set<AgentSocket>, s: AgentSocket) {

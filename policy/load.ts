@@ -106,7 +106,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
         p.at(c, `'rate' needs per="second", "minute", "hour" or "day"`);
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
-      } else g.rate = { count, perMs } satisfies Rate;
+      } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
     } else if (c.name === "approval" || c.name === "credential") {
       p.at(c, `'${c.name}' is not available for '${cap}' in this version of vivary`);
     } else if (facts.scopes.includes(c.name)) {

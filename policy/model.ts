@@ -5,6 +5,7 @@ export type Backend = "bwrap" | "nspawn";
 
 export interface Rate {
   count: number;
+  per: "second" | "minute" | "hour" | "day";
   perMs: number;
 }
 

@@ -42,7 +42,7 @@ test("a valid policy loads into the grant model", () => {
   expect(a.limits).toEqual({ memoryBytes: 512 << 20, pids: 128, timeoutMs: 3_600_000 });
   const g = a.grants.get("fs-file-write")!;
   expect(g.scopes).toEqual({ path: ["/srv/reports", "/srv/notes/daily"] });
-  expect(g.rate).toEqual({ count: 30, perMs: 60_000 });
+  expect(g.rate).toEqual({ count: 30, per: "minute", perMs: 60_000 });
   expect(g.where).toBe("p.kdl:6");
   expect(p.agents.get("b")!.grants.size).toBe(0);
   expect(p.digest).toMatch(/^[0-9a-f]{64}$/);
