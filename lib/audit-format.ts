@@ -1,6 +1,7 @@
 // The audit record: its canonical encoding (what the hash chain covers) and its one-line and JSON
 // renderings for viv-log. Shared by the broker (which writes records) and viv-log (which reads and
 // verifies them); no I/O. The line format is a versioned contract: add fields, never rename.
+import { decodeFrames } from "./frame.ts";
 
 export interface AuditRecord {
   seq: number;
@@ -74,7 +75,34 @@ export function formatLine(r: Pick<AuditRecord, "seq" | "ts" | "agent" | "kind" 
   return parts.join(" ");
 }
 
-/** The NDJSON form of a record: the same facts as the line, fields unabbreviated, plus the hash. */
+const text = new TextDecoder("utf-8", { fatal: true });
+
+/** A byte field of a frame as text when it is UTF-8, else as {base64}. */
+function bytesForJson(b: Uint8Array): string | { base64: string } {
+  try {
+    return text.decode(b);
+  } catch {
+    return { base64: Buffer.from(b).toString("base64") };
+  }
+}
+
+/** The record's raw bytes decoded as frames, or why they do not decode (a protocol violation's). */
+export function decodeRaw(raw: Uint8Array): { frames: unknown[] } | { frames_error: string } {
+  try {
+    return {
+      frames: decodeFrames(raw).map((f) =>
+        f.type === "result" ? { ...f, stdout: bytesForJson(f.stdout), stderr: bytesForJson(f.stderr) } : f,
+      ),
+    };
+  } catch (e) {
+    return { frames_error: (e as Error).message };
+  }
+}
+
+/**
+ * The NDJSON form of a record: the same facts as the line, fields unabbreviated, the raw bytes
+ * (base64) and the frames they hold, decoded, plus the hash.
+ */
 export function formatJson(r: AuditRecord): string {
   return JSON.stringify({
     v: LOG_FORMAT_VERSION,
@@ -85,6 +113,7 @@ export function formatJson(r: AuditRecord): string {
     cap: r.cap,
     ...JSON.parse(r.fields),
     raw: Buffer.from(r.raw).toString("base64"),
+    ...decodeRaw(r.raw),
     hash: toHex(r.hash),
   });
 }

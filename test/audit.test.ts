@@ -7,7 +7,8 @@ import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuditStore, parseCheckpoint, verifyChain } from "../broker/audit.ts";
-import { chainHash, formatLine, GENESIS, showValue } from "../lib/audit-format.ts";
+import { chainHash, decodeRaw, formatLine, GENESIS, showValue } from "../lib/audit-format.ts";
+import { encodeFrame } from "../lib/frame.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "viv-audit-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -101,4 +102,17 @@ test("the line format quotes, escapes and shortens visibly", () => {
   expect(showValue("x".repeat(200))).toBe(`"${"x".repeat(120)}…(200 chars)"`);
   expect(formatLine({ seq: 3, ts: "2026-01-01T00:00:00.000Z", agent: "a", kind: "deny", cap: "fs-file-write", fields: '{"reason":"no way","args":{"path":"/x"}}' }))
     .toBe("2026-01-01T00:00:00.000Z seq=3 agent=a kind=deny cap=fs-file-write reason=\"no way\" args.path=/x");
+});
+
+test("the JSON form decodes the raw frames, and says why when they do not decode", () => {
+  const call = encodeFrame({ type: "call", cap: "fs-file-write", args: ["--path", "/srv/r/a"] });
+  const reply = encodeFrame({ type: "result", exit: 0, stdout: new TextEncoder().encode("{}\n"), stderr: Uint8Array.of(0xff) });
+  expect(decodeRaw(Buffer.concat([call, reply]))).toEqual({
+    frames: [
+      { type: "call", cap: "fs-file-write", args: ["--path", "/srv/r/a"] },
+      { type: "result", exit: 0, stdout: "{}\n", stderr: { base64: "/w==" } },
+    ],
+  });
+  expect(decodeRaw(Uint8Array.of(0, 0, 0, 1, 0x42))).toEqual({ frames_error: "unknown frame type 0x42" });
+  expect(decodeRaw(new Uint8Array(0))).toEqual({ frames: [] });
 });

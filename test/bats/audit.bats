@@ -74,6 +74,9 @@ tampered() {
   [ "$(jq -r 'select(.kind == "result") | .exit' <<<"$output")" = 0 ]
   # The call record keeps the CALL frame exactly: length prefix, type 0x10, then the cap name.
   [ "$(jq -r 'select(.kind == "call") | .raw' <<<"$output" | base64 -d | od -An -tx1 -j4 -N5 | tr -d ' \n')" = "100000000d" ]
+  # viv-log decodes the frames it keeps: the CALL as sent, the RESULT as answered.
+  [ "$(jq -c 'select(.kind == "call") | .frames' <<<"$output")" = "[{\"type\":\"call\",\"cap\":\"fs-file-write\",\"args\":[\"--path\",\"$HOST/out/f1\",\"--content\",\"1\"]}]" ]
+  [ "$(jq -r 'select(.kind == "result") | .frames[0].stdout' <<<"$output")" = "{\"path\":\"$HOST/out/f1\",\"bytes_written\":1}" ]
 }
 
 @test "viv-log --follow prints records as they are written" {
