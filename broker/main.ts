@@ -9,6 +9,7 @@ import type { Policy } from "../policy/model.ts";
 import { isWithin, pathComponents } from "../policy/scope.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import { AuditStore } from "./audit.ts";
+import { hostIdConflict } from "./host-ids.ts";
 import { listenOperator } from "./operator.ts";
 import { Broker } from "./server.ts";
 import { stubBinary } from "../lib/install.ts";
@@ -31,6 +32,8 @@ function refuseStateOverlap(policy: Policy, state: string) {
 function load(path: string, state: string): Policy {
   const policy = loadPolicy(path, CATALOG);
   refuseStateOverlap(policy, state);
+  const conflict = hostIdConflict(policy);
+  if (conflict) throw new PolicyError([conflict]);
   return policy;
 }
 
