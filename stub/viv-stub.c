@@ -102,7 +102,7 @@ int main(int argc, char **argv) {
     /* HELLO then CALL in one buffer: length, type, payload. */
     size_t need = 4 + 1 + 4 + 2 + 4 + 1 + 4 + strlen(name) + 2;
     for (int i = 1; i < argc; i++) need += 4 + strlen(argv[i]);
-    if (need > MAX_FRAME + 11) die(EX_USAGE, "cannot call", "arguments exceed the frame limit");
+    if (need > 11 + 4 + MAX_FRAME) die(EX_USAGE, "cannot call", "arguments exceed the frame limit");
     unsigned char *buf = malloc(need), *p = buf;
     if (!buf) die(EX_SOFTWARE, "cannot call", "out of memory");
     put32(p, 7); p += 4;
