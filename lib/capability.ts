@@ -57,7 +57,7 @@ export type ParsedArgv = { help: true } | { help: false; args: Args };
  * and stray arguments are usage errors. `--help` in option position asks for the schema.
  */
 export function parseArgv(schema: CapabilitySchema, argv: readonly string[]): ParsedArgv {
-  const byFlag = new Map(Object.entries(schema.properties).map(([k, v]) => [`--${kebab(k)}`, [k, v] as const]));
+  const byFlag = flagsOf(schema);
   const out: Record<string, string | number | boolean | string[]> = {};
   for (let i = 0; i < argv.length; i++) {
     const tok = argv[i]!;
@@ -99,6 +99,19 @@ export function parseArgv(schema: CapabilitySchema, argv: readonly string[]): Pa
   }
   for (const v of Object.values(out)) if (Array.isArray(v)) Object.freeze(v);
   return { help: false, args: Object.freeze(out) };
+}
+
+type FlagTable = Map<string, readonly [string, PropertySchema]>;
+const flagTables = new WeakMap<CapabilitySchema, FlagTable>();
+
+/** `--kebab-name` → property, built once per schema: parsing is on every call's path. */
+function flagsOf(schema: CapabilitySchema): FlagTable {
+  let table = flagTables.get(schema);
+  if (!table) {
+    table = new Map(Object.entries(schema.properties).map(([k, v]) => [`--${kebab(k)}`, [k, v] as const]));
+    flagTables.set(schema, table);
+  }
+  return table;
 }
 
 function checkString(flag: string, raw: string, prop: PropertySchema): string {

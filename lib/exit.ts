@@ -29,5 +29,4 @@ export class VivError extends Error {
 export const usageError = (m: string) => new VivError(Exit.usage, m);
 export const dataError = (m: string) => new VivError(Exit.data, m);
 export const deniedError = (m: string) => new VivError(Exit.denied, m);
-export const configError = (m: string) => new VivError(Exit.config, m);
 export const unavailableError = (m: string) => new VivError(Exit.unavailable, m);
