@@ -1,9 +1,11 @@
 // Checks that the host uids vivary gives its agents belong to nobody else: not a user in
 // /etc/passwd, not a group in /etc/group, and not inside any user's subordinate range in
 // /etc/subuid or /etc/subgid (rootless containers map those). A jail running under someone
-// else's uid could signal or read that someone's processes and files.
+// else's uid could signal or read that someone's processes and files. The same holds for the uid
+// an agent's browser runs as (broker/browser.ts).
 import { existsSync, readFileSync } from "node:fs";
 import type { Policy } from "../policy/model.ts";
+import { browserUid } from "./browser.ts";
 
 interface Claim {
   lo: number;
@@ -42,6 +44,10 @@ export function hostIdConflict(policy: Policy, etc = "/etc"): string | null {
   for (const a of policy.agents.values()) {
     const c = all.find((c) => a.uid >= c.lo && a.uid <= c.hi);
     if (c) return `${a.where}: agent '${a.name}' would run as host uid ${a.uid}, which is ${c.who}; rename the agent`;
+    if (!a.grants.has("web-page-read")) continue;
+    const b = browserUid(a.uid);
+    const cb = all.find((c) => b >= c.lo && b <= c.hi);
+    if (cb) return `${a.where}: the browser of agent '${a.name}' would run as host uid ${b}, which is ${cb.who}; rename the agent`;
   }
   return null;
 }

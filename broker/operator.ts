@@ -20,7 +20,7 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
       return {
         ok: true,
         pid: process.pid,
-        agents: [...broker.agents.values()].map((a) => ({ name: a.name, uid: a.uid, connections: broker.connections(a.name), caps: [...a.grants.keys()] })),
+        agents: [...broker.agents.values()].map((a) => ({ name: a.name, uid: a.uid, connections: broker.connections(a.name), caps: [...a.grants.keys()], browser: broker.browsers.status(a.name) })),
       };
     case "agent":
       if (!agent) return { ok: false, exit: 77, error: `agent '${req.agent}' is not in the policy` };

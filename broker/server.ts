@@ -4,7 +4,7 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import type { Args, Capability, Scopes } from "../lib/capability.ts";
+import { renderResult, type Args, type Capability, type Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
@@ -12,6 +12,7 @@ import { stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
+import { Browsers } from "./browser.ts";
 import { FrameReader } from "./frame-reader.ts";
 import { argvDigest, decide } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
@@ -54,6 +55,8 @@ export class Broker {
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Set<string>();
+  /** The agents' browsers, started by the first call that reads a page. */
+  readonly browsers: Browsers;
 
   constructor(
     private policy: Policy,
@@ -62,6 +65,7 @@ export class Broker {
     private readonly stubPath: string,
   ) {
     this.nextConn = audit.head.seq + 1;
+    this.browsers = new Browsers(state);
   }
 
   get agents(): ReadonlyMap<string, AgentPolicy> {
@@ -82,6 +86,7 @@ export class Broker {
     this.policy = next;
     for (const name of old.agents.keys()) {
       if (next.agents.has(name)) continue;
+      this.browsers.stopAgent(name);
       this.revoke(name);
       this.limiter.forget(`${name}\0`);
     }
@@ -115,10 +120,12 @@ export class Broker {
     }
     this.jails.delete(agent);
     this.revoke(agent);
+    this.browsers.stopAgent(agent);
   }
 
   stop() {
     for (const name of [...this.listeners.keys()]) this.revoke(name, false);
+    this.browsers.stop();
   }
 
   private listen(agent: AgentPolicy) {
@@ -272,7 +279,7 @@ export class Broker {
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
       await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
-      reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
+      reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest);
     }
     c.callInFlight = false;
     if (!c.closing) {
@@ -284,23 +291,29 @@ export class Broker {
   /**
    * Runs an authorized built-in call and records its outcome before the reply goes out. A
    * built-in is bounded by its own limits (size, confined syscalls), so it runs to completion:
-   * the outcome recorded is always what happened.
+   * the outcome recorded is always what happened. A call that reads the web borrows the agent's
+   * browser; what the browser's proxy refused during the call goes into the one result record.
    */
-  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
+  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
+    const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
+    let blocked: string[] = [];
     try {
-      stdout = `${JSON.stringify(await capability.run(args, scopes))}\n`;
+      stdout = renderResult(capability, await capability.run(args, scopes, { browser: lease.open }), args);
     } catch (e) {
       const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
+    } finally {
+      blocked = lease.end().map((b) => `${b.dest} (${b.reason})`);
     }
     const reply = result(exit, stdout, stderr);
-    const fields = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    const fields: Record<string, unknown> = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    if (blocked.length) fields.blocked = blocked;
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }

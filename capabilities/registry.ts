@@ -3,9 +3,11 @@
 import type { Capability } from "../lib/capability.ts";
 import type { Catalog } from "../policy/model.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";
+import { webPageRead } from "./web-page-read/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map([
   ["fs-file-write", fsFileWrite],
+  ["web-page-read", webPageRead],
 ]);
 
 /** What the policy loader needs to know of each capability. */

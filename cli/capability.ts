@@ -2,7 +2,7 @@
 // DESIGN.md): `CAP --help` prints the JSON Schema; otherwise argv is parsed against the schema
 // and the call runs within the scope the broker hands over in $VIVARY_SCOPE (JSON), never argv.
 import { CAPABILITIES } from "../capabilities/registry.ts";
-import { parseArgv, type Scopes } from "../lib/capability.ts";
+import { parseArgv, renderResult, type Scopes } from "../lib/capability.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { Env } from "../lib/paths.ts";
 
@@ -31,7 +31,7 @@ export async function main(name: string, argv: string[]): Promise<number> {
     const scopes = scopeFromEnv();
     const why = cap.authorize(parsed.args, scopes);
     if (why) throw new VivError(Exit.denied, why);
-    process.stdout.write(`${JSON.stringify(await cap.run(parsed.args, scopes))}\n`);
+    process.stdout.write(renderResult(cap, await cap.run(parsed.args, scopes), parsed.args));
     return Exit.ok;
   } catch (e) {
     const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);

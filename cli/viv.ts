@@ -40,7 +40,7 @@ class PsCommand extends Command {
     if (!(await brokerAlive(sock))) throw new VivError(Exit.unavailable, "no broker serves this state directory");
     const r = await operatorRequest(sock, { op: "ps" });
     this.context.stdout.write(`broker pid=${r.pid}\n`);
-    for (const a of r.agents) this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} caps=${a.caps.join(",")}\n`);
+    for (const a of r.agents) this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} caps=${a.caps.join(",")} browser=${a.browser?.pid ?? "-"}\n`);
   }
 }
 

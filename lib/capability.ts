@@ -1,6 +1,7 @@
 // The capability interface (DESIGN.md): what a capability definition holds, and how argv is
 // parsed against its JSON Schema. Shared by the broker (which parses what an agent sent) and by
 // each capability's own executable; it has no I/O.
+import type { BrowserOpener } from "./browser.ts";
 import { usageError } from "./exit.ts";
 
 export type Risk = "low" | "medium" | "high" | "critical";
@@ -38,12 +39,22 @@ export type Args = Readonly<Record<string, string | number | boolean | readonly 
 /** The effective scope handed to a capability: the values of its grant, by kind. */
 export type Scopes = Readonly<Record<string, readonly string[]>>;
 
+/**
+ * What the broker lends a call beyond its arguments and scope: host resources it owns and a
+ * capability may not start itself. `browser` is there for capabilities that read the web.
+ */
+export interface CallContext {
+  browser?: BrowserOpener;
+}
+
 export interface Capability<A = Args, R = unknown> {
   schema: CapabilitySchema;
   /** Pure: is this call inside the scope? Returns the reason for a denial, or null. */
   authorize(args: A, scopes: Scopes): string | null;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
-  run(args: A, scopes: Scopes): R | Promise<R>;
+  run(args: A, scopes: Scopes, context?: CallContext): R | Promise<R>;
+  /** The result as standard output, when it is not one line of JSON (a format the arguments chose). */
+  render?(result: R, args: A): string;
 }
 
 export const kebab = (prop: string) => prop.replace(/_/g, "-");
@@ -130,4 +141,9 @@ function convert(flag: string, raw: string, prop: PropertySchema): string | numb
   if (prop.minimum !== undefined && n < prop.minimum) throw usageError(`option '${flag}' must be at least ${prop.minimum}`);
   if (prop.maximum !== undefined && n > prop.maximum) throw usageError(`option '${flag}' must be at most ${prop.maximum}`);
   return n;
+}
+
+/** A call's standard output: the capability's own rendering, or its result as one line of JSON. */
+export function renderResult<A, R>(capability: Capability<A, R>, result: R, args: A): string {
+  return capability.render ? capability.render(result, args) : `${JSON.stringify(result)}\n`;
 }

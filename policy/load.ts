@@ -5,7 +5,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import type { AgentPolicy, Backend, Catalog, Grant, Limits, Policy, Rate } from "./model.ts";
-import { refuseBroadDirectory } from "./scope.ts";
+import { refuseBroadDirectory, refuseBroadUrl } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -21,6 +21,7 @@ const UID_SPAN = 800_000;
 /** Validators for each scope kind a capability may declare. */
 const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
+  url: refuseBroadUrl,
 };
 
 const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

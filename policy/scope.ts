@@ -67,3 +67,132 @@ export function matchPath(requested: string, granted: readonly string[]): PathMa
   if (!best) return { ok: false, reason: `outside granted path${granted.length > 1 ? "s" : ""} ${granted.map((g) => `'${g}'`).join(", ")}` };
   return { ok: true, root: bestRoot, relative: parts.slice(best.length) };
 }
+
+// ---------------------------------------------------------------------------------------------
+// url: web addresses. Both the operator's patterns and the requested URLs go through the WHATWG
+// URL parser once (IDNA to punycode, lower case, every IPv4 spelling to dotted decimal, IPv6 to
+// its compressed form); a trailing dot is dropped; userinfo is refused. Matching compares those
+// canonical forms only, as strings: it never resolves a name.
+
+/** A requested URL in canonical form. `host` is bracketed for IPv6, like URL.hostname. */
+export interface CanonicalUrl {
+  scheme: "http" | "https";
+  host: string;
+  port: number;
+  /** Path and query as the parser normalized them ('..' and '.' segments resolved). */
+  path: string;
+  href: string;
+}
+
+const DEFAULT_PORT = { http: 80, https: 443 } as const;
+const IPV4 = /^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$/;
+
+/** True for a canonical host that is an IP literal (dotted IPv4 or bracketed IPv6). */
+export const isIpHost = (host: string) => IPV4.test(host) || host.startsWith("[");
+
+/** Parses and canonicalizes a URL to read, or says why it cannot be read. */
+export function canonicalUrl(raw: string): CanonicalUrl | string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    return "not an absolute URL";
+  }
+  const scheme = u.protocol.slice(0, -1);
+  if (scheme !== "http" && scheme !== "https") return `scheme '${scheme}:' is not http or https`;
+  if (u.username || u.password) return "URL has userinfo (user:password@)";
+  let host = u.hostname;
+  if (host.endsWith(".") && !isIpHost(host)) host = host.slice(0, -1);
+  if (host === "" || host.split(".").some((l) => l === "")) return `host '${u.hostname}' has an empty label`;
+  const port = u.port ? Number(u.port) : DEFAULT_PORT[scheme];
+  const path = `${u.pathname}${u.search}`;
+  const origin = `${scheme}://${host}${port === DEFAULT_PORT[scheme] ? "" : `:${port}`}`;
+  return { scheme, host, port, path, href: `${origin}${path}` };
+}
+
+/** A `url` grant, parsed: `*.` in `host` when `wildcard`, and a path that is exact or a prefix. */
+export interface UrlPattern {
+  scheme: "http" | "https";
+  host: string;
+  wildcard: boolean;
+  port: number;
+  path: string;
+  prefix: boolean;
+  text: string;
+}
+
+const PATTERN = /^(https?):\/\/([^/?#]+)(\/[^?#]*)?$/;
+
+/**
+ * Parses a `url` grant: `SCHEME://HOST[:PORT][/PATH]`. HOST is a name, `*.` before a name of at
+ * least two labels (any name below it, at a label boundary), or an IP literal. PATH is exact, or
+ * a prefix when it ends in `*` right after a `/`; no path means the whole origin. Returns the
+ * reason a pattern is refused: unparsable, too broad, or with parts that cannot be matched.
+ */
+export function parseUrlPattern(text: string): UrlPattern | string {
+  if (text === "*" || text.includes("**")) return "matches every URL";
+  const m = PATTERN.exec(text);
+  if (m && /^\*(:[0-9]*)?$/.test(m[2]!)) return "matches every host";
+  if (!m) return "is not SCHEME://HOST[:PORT][/PATH] with scheme http or https (no query or fragment)";
+  const [, scheme, authority, rawPath] = m as unknown as [string, "http" | "https", string, string | undefined];
+  if (authority.includes("@")) return "has userinfo (user:password@)";
+  let rest = authority;
+  let wildcard = false;
+  if (rest.startsWith("*.")) {
+    wildcard = true;
+    rest = rest.slice(2);
+  }
+  if (rest.includes("*")) return "has a wildcard that is not a leading '*.' label";
+  const path = rawPath ?? "/*";
+  const star = path.indexOf("*");
+  if (star >= 0 && (star !== path.length - 1 || !path.endsWith("/*"))) return "has a '*' in its path other than a final '/*'";
+  const prefix = star >= 0;
+  const c = canonicalUrl(`${scheme}://${rest}${prefix ? path.slice(0, -1) : path}`);
+  if (typeof c === "string") return c;
+  if (c.path !== (prefix ? path.slice(0, -1) : path)) return `path '${path}' is not in canonical form (it reads as '${c.path}')`;
+  if (wildcard) {
+    if (isIpHost(c.host)) return "puts a wildcard in front of an IP address";
+    if (c.host.split(".").length < 2) return `'*.${c.host}' matches every name under a top-level domain`;
+  }
+  return { scheme, host: c.host, wildcard, port: c.port, path: prefix ? path.slice(0, -1) : path, prefix, text };
+}
+
+/** Does a canonical host fall under a pattern's host (exactly, or below a `*.` wildcard)? */
+function hostMatches(p: UrlPattern, host: string): boolean {
+  if (!p.wildcard) return p.host === host;
+  return !isIpHost(host) && host.endsWith(`.${p.host}`);
+}
+
+export type UrlMatch = { ok: true; url: CanonicalUrl; pattern: UrlPattern } | { ok: false; reason: string };
+
+/** Matches a requested URL against `url` grants, in canonical form. Never resolves a name. */
+export function matchUrl(requested: string, granted: readonly string[]): UrlMatch {
+  const u = canonicalUrl(requested);
+  if (typeof u === "string") return { ok: false, reason: u };
+  for (const g of granted) {
+    const p = parseUrlPattern(g);
+    if (typeof p === "string") continue;
+    if (p.scheme !== u.scheme || p.port !== u.port || !hostMatches(p, u.host)) continue;
+    const path = u.path.replace(/\?.*$/, "");
+    if (p.prefix ? path.startsWith(p.path) || `${path}/` === p.path : path === p.path) return { ok: true, url: u, pattern: p };
+  }
+  return { ok: false, reason: `outside granted url${granted.length > 1 ? "s" : ""} ${granted.map((g) => `'${g}'`).join(", ")}` };
+}
+
+/**
+ * Matches an origin (what a proxy sees of an HTTPS request: scheme, host and port, not the
+ * path) against `url` grants. `host` must already be canonical.
+ */
+export function matchOrigin(scheme: "http" | "https", host: string, port: number, granted: readonly string[]): UrlPattern | null {
+  for (const g of granted) {
+    const p = parseUrlPattern(g);
+    if (typeof p !== "string" && p.scheme === scheme && p.port === port && hostMatches(p, host)) return p;
+  }
+  return null;
+}
+
+/** The load-time check of a `url` grant: the reason it is refused, or null. */
+export function refuseBroadUrl(text: string): string | null {
+  const p = parseUrlPattern(text);
+  return typeof p === "string" ? p : null;
+}

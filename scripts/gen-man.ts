@@ -20,6 +20,17 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "The policy refuses a directory that is too broad (the root, a top-level directory, a system tree or vivary's state); see vivary-policy(5).",
     ],
   },
+  url: {
+    arg: "PATTERN",
+    example: "https://en.wikipedia.org/wiki/*",
+    doc: [
+      "A web address the capability may read, as SCHEME://HOST[:PORT][/PATH]; repeat it to grant several.",
+      "SCHEME is http or https. HOST is a name, an IP address, or *. followed by a name of at least two labels, which matches any name below it at a label boundary (*.example.com matches a.example.com and a.b.example.com, not example.com). PORT defaults to the scheme's. PATH is matched exactly, or as a prefix when it ends in /* (/docs/* matches /docs and everything below it); without a PATH the whole origin is granted.",
+      "Patterns and requested URLs are compared only in canonical form, after the WHATWG URL parser: names in lower case and IDNA (punycode), a trailing dot dropped, IPv4 addresses in any spelling (2130706433, 0x7f000001, 0177.0.0.1, 127.1) as dotted decimal, IPv6 compressed. A URL with userinfo (user:password@) is refused.",
+      "The policy refuses near-universal patterns (*, https://*, http://*.com/*), a wildcard anywhere but a leading *. label, and a * in the path other than a final /*; see vivary-policy(5).",
+      "Every connection the browser makes (redirects, frames, images, scripts, fetches, workers, WebSockets) is checked against these patterns by the broker's proxy, which resolves each name once and connects to the address it checked. Loopback, private, link-local (cloud metadata), CGNAT, multicast, unspecified and reserved addresses are refused unless a pattern names that exact address and port.",
+    ],
+  },
 };
 
 /** What each exit code means for one call, keyed like lib/exit.ts. */
@@ -145,6 +156,7 @@ export function generate(name: string): string {
     for (const [key, p] of Object.entries(output.properties)) {
       L.push(".TP", `.B ${roff(key)}`, `(${roff(p.type ?? "any")}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
     }
+    if (output.description) L.push(".PP", sentences(output.description));
   } else {
     L.push(`On success, \\fB${n}\\fR prints its result on standard output${output.description ? `: ${sentences(output.description)}` : "."}`);
   }
