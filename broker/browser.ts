@@ -6,7 +6,8 @@
 // proxy port to this agent's WebProxy socket, which is the one way out. DevTools is spoken over
 // the browser's pipe (fds 3 and 4), so there is no DevTools endpoint for a page, a jail or
 // another agent to reach. Concurrent calls of one agent get tabs of the same browser, up to a
-// bound. The profile is wiped at every start.
+// bound. The profile is wiped at every start, and pages open in an in-memory browser context, so
+// nothing a page sends (cache, cookies, storage) is written to disk.
 import { spawn, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -51,7 +52,7 @@ function browserFlags(profile: string): string[] {
   const defaults = Launcher.defaultFlags().filter((f) => !f.startsWith("--disable-features="));
   return [
     ...defaults,
-    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater,AutofillServerCommunication,PrivacySandboxSettings4,RenderDocument,NetworkPrediction,DnsOverHttps,WebRtcHideLocalIpsWithMdns",
+    "--disable-features=Translate,OptimizationHints,MediaRouter,DialMediaRouteProvider,InterestFeedContentSuggestions,CertificateTransparencyComponentUpdater,AutofillServerCommunication,PrivacySandboxSettings4,RenderDocument,NetworkPrediction,DnsOverHttps,WebRtcHideLocalIpsWithMdns,NetworkTimeServiceQuerying",
     "--headless",
     "--remote-debugging-pipe",
     `--user-data-dir=${profile}`,
@@ -94,6 +95,8 @@ class AgentBrowser {
   readonly dir: string;
   proc: ChildProcess | null = null;
   cdp: Cdp | null = null;
+  /** The in-memory browser context every tab opens in: cookies and storage shared by the agent's calls, nothing on disk. */
+  context = "";
   proxy: WebProxy | null = null;
   calls = new Set<CallState>();
   grants: readonly string[] = [];
@@ -195,7 +198,10 @@ class AgentBrowser {
     });
     await forwarderUp;
     await cdp.send("Browser.getVersion", {}, undefined, BROWSER_LIMITS.startMs);
+    const { browserContextId } = await cdp.send<{ browserContextId: string }>("Target.createBrowserContext", {}, undefined, BROWSER_LIMITS.startMs);
+    this.context = browserContextId;
     await cdp.send("Browser.setDownloadBehavior", { behavior: "deny" }, undefined, BROWSER_LIMITS.startMs);
+    await cdp.send("Browser.setDownloadBehavior", { behavior: "deny", browserContextId }, undefined, BROWSER_LIMITS.startMs);
   }
 
   private tail(): string {
@@ -266,6 +272,7 @@ export class Browsers {
         const bb = b;
         return {
           cdp: b.cdp!,
+          browserContextId: b.context,
           blocked: () => c.blocked,
           loadedBytes: () => c.bytes,
           fail: (reason) => bb.kill(reason),

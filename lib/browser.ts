@@ -12,6 +12,8 @@ export interface BlockedDestination {
 
 export interface BrowserSession {
   cdp: Cdp;
+  /** The browser context to open tabs in: the agent's, in memory. */
+  browserContextId: string;
   /** Destinations refused since the call began. */
   blocked(): readonly BlockedDestination[];
   /** Bytes the browser received through the proxy since the call began. */

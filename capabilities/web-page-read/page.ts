@@ -52,6 +52,16 @@ export function cut(text: string, max: number): { text: string; truncated: boole
 }
 
 export async function readPage(s: BrowserSession, url: CanonicalUrl, grants: readonly string[], waitFor: string, timeoutText: string, deadline: number): Promise<PageRead> {
+  try {
+    return await readInTab(s, url, grants, waitFor, timeoutText, deadline);
+  } catch (e) {
+    // A call that ran out of time may have met a browser that stopped answering: ask it once.
+    if (e instanceof Timeout && !s.cdp.closed) await s.cdp.send("Browser.getVersion", {}, undefined, 1000).catch(() => s.fail("hung: it did not answer within 1000 ms"));
+    throw e;
+  }
+}
+
+async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly string[], waitFor: string, timeoutText: string, deadline: number): Promise<PageRead> {
   const cdp = s.cdp;
   const cmd = <T = any>(method: string, params: object = {}, sessionId?: string) =>
     cdp.send<T>(method, params, sessionId, PAGE_LIMITS.commandMs).catch((e: Error) => {
@@ -63,7 +73,7 @@ export async function readPage(s: BrowserSession, url: CanonicalUrl, grants: rea
       throw e;
     });
   const timedOut = `cannot read '${url.href}': timed out after ${timeoutText}`;
-  const { targetId } = await within(cmd<{ targetId: string }>("Target.createTarget", { url: "about:blank", background: true }), deadline, timedOut);
+  const { targetId } = await within(cmd<{ targetId: string }>("Target.createTarget", { url: "about:blank", background: true, browserContextId: s.browserContextId }), deadline, timedOut);
   const off: (() => void)[] = [];
   try {
     const { sessionId } = await within(cmd<{ sessionId: string }>("Target.attachToTarget", { targetId, flatten: true }), deadline, timedOut);
