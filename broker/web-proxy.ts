@@ -29,6 +29,12 @@ export interface ProxyHooks {
   onBlocked(dest: string, reason: string): void;
   /** Bytes received from destinations; returns false once the browser must stop loading. */
   onBytes(n: number): boolean;
+  /** How a name becomes addresses; the host's resolver unless given (tests count the lookups). */
+  resolve?(host: string): Promise<string[]>;
+}
+
+async function systemResolve(host: string): Promise<string[]> {
+  return (await lookup(host, { all: true, verbatim: true })).map((a) => a.address);
 }
 
 type Target = { url: CanonicalUrl; address: string };
@@ -36,18 +42,18 @@ type Target = { url: CanonicalUrl; address: string };
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authorization", "proxy-authenticate", "te", "trailer", "transfer-encoding", "upgrade"];
 
 /** Where a request may go, or why not. Matches first, resolves after, connects to what it checked. */
-async function decide(url: CanonicalUrl, wholeUrl: boolean, grants: readonly string[]): Promise<Target | string> {
+async function decide(url: CanonicalUrl, wholeUrl: boolean, grants: readonly string[], resolve: (host: string) => Promise<string[]>): Promise<Target | string> {
   const matched = wholeUrl ? matchUrl(url.href, grants).ok : matchOrigin(url.scheme, url.host, url.port, grants) ?? (url.scheme === "https" ? matchOrigin("http", url.host, url.port, grants) : null);
   if (!matched) return "outside the grant";
   let addresses: string[];
   if (isIpHost(url.host)) addresses = [url.host.replace(/^\[|\]$/g, "")];
   else {
     try {
-      const found = await Promise.race([
-        lookup(url.host, { all: true, verbatim: true }),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error("timed out")), PROXY_LIMITS.resolveMs)),
-      ]);
-      addresses = found.map((a) => a.address);
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      addresses = await Promise.race([
+        resolve(url.host),
+        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error("timed out")), PROXY_LIMITS.resolveMs))),
+      ]).finally(() => clearTimeout(timer));
     } catch (e) {
       return `cannot resolve '${url.host}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
     }
@@ -108,7 +114,7 @@ export class WebProxy {
       this.block(String(req.url).slice(0, 200), url);
       return void res.writeHead(400, { "content-type": "text/plain", connection: "close" }).end("vivary: bad proxy request\n");
     }
-    const target = await decide(url, true, this.hooks.grants());
+    const target = await decide(url, true, this.hooks.grants(), this.hooks.resolve ?? systemResolve);
     if (typeof target === "string") {
       this.block(url.href, target);
       return void res.writeHead(403, { "content-type": "text/plain", connection: "close" }).end(`vivary: refused: ${target}\n`);
@@ -153,7 +159,7 @@ export class WebProxy {
       return void sock.end("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     }
     const dest = kind === "connect" ? `${url.host}:${url.port}` : url.href;
-    const target = await decide(url, kind === "upgrade", this.hooks.grants());
+    const target = await decide(url, kind === "upgrade", this.hooks.grants(), this.hooks.resolve ?? systemResolve);
     if (typeof target === "string") {
       this.block(dest, target);
       return void sock.end("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n");

@@ -32,6 +32,8 @@ export interface CapabilitySchema {
   "x-vivary-scopes": string[];
   "x-vivary-credential": string | null;
   "x-vivary-output": Record<string, unknown>;
+  /** Commands for the man page's EXAMPLES, each with the start of what it prints; a test runs them. */
+  "x-vivary-examples"?: { description: string; command: string; output: string }[];
 }
 
 export type Args = Readonly<Record<string, string | number | boolean | readonly string[]>>;

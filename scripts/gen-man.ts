@@ -162,6 +162,15 @@ export function generate(name: string): string {
   }
   L.push(".PP", `On failure it prints one line on standard error, \\fB${n}: \\fIwhat failed\\fB: \\fIwhy\\fR, and nothing on standard output.`);
 
+  const examples = schema["x-vivary-examples"] ?? [];
+  if (examples.length) {
+    L.push(".SH EXAMPLES");
+    examples.forEach((e, i) => {
+      if (i) L.push(".PP");
+      L.push(sentences(e.description), ".PP", ".in +4n", ".EX", `$ ${roff(e.command)}`, ...e.output.split("\n").map(roff), ".EE", ".in");
+    });
+  }
+
   L.push(".SH EXIT STATUS");
   for (const [key, code] of Object.entries(Exit)) L.push(".TP", `.B ${code}`, roff(EXIT_MEANINGS[key as keyof typeof Exit]));
 

@@ -4,8 +4,9 @@
 usage: fixture-server.py DIR HOST [TRAP_HOST]
 
 Serves the pages below on HOST at an ephemeral port. With TRAP_HOST, also listens on TRAP_HOST at
-the same port number, counting every connection it accepts in DIR/trap-connections. Writes the
-port to DIR/port once both listen. Pages that aim elsewhere take the target URL in ?to=.
+the same port number, TCP and UDP, counting every connection and datagram it gets in
+DIR/trap-connections. Writes the port to DIR/port once all listen. Pages that aim elsewhere take
+the target URL in ?to=.
 """
 import http.server
 import os
@@ -80,6 +81,8 @@ try {{
   pc.createDataChannel("x"); pc.createOffer().then((o) => pc.setLocalDescription(o));
 }} catch (e) {{}}
 </script></article></body></html>""")
+        elif p == "/popup":
+            self.send(200, f'<html><head><title>Popup</title><script>window.open({to!r}); window.open({to!r}, "_blank", "popup");</script></head><body><article><p>popup</p></article></body></html>')
         elif p == "/download":
             self.send(200, b"\x00secret-download\x00", "application/octet-stream", [("Content-Disposition", 'attachment; filename="x.bin"')])
         elif p == "/hang":
@@ -105,14 +108,30 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
 
+count_lock = threading.Lock()
+count = 0
+
+
+def counted():
+    global count
+    with count_lock:
+        count += 1
+        with open(os.path.join(DIR, "trap-connections.tmp"), "w") as f:
+            f.write(str(count))
+        os.rename(os.path.join(DIR, "trap-connections.tmp"), os.path.join(DIR, "trap-connections"))
+
+
 def trap(sock):
-    count = 0
     while True:
         c, _ = sock.accept()
-        count += 1
-        with open(os.path.join(DIR, "trap-connections"), "w") as f:
-            f.write(str(count))
+        counted()
         c.close()
+
+
+def trap_udp(sock):
+    while True:
+        sock.recvfrom(65536)
+        counted()
 
 
 srv = Server((HOST, 0), Handler)
@@ -126,6 +145,9 @@ if TRAP_HOST:
     with open(os.path.join(DIR, "trap-connections"), "w") as f:
         f.write("0")
     threading.Thread(target=trap, args=(t,), daemon=True).start()
+    u = socket.socket(fam, socket.SOCK_DGRAM)
+    u.bind((TRAP_HOST, port))
+    threading.Thread(target=trap_udp, args=(u,), daemon=True).start()
 with open(os.path.join(DIR, "port.tmp"), "w") as f:
     f.write(str(port))
 os.rename(os.path.join(DIR, "port.tmp"), os.path.join(DIR, "port"))

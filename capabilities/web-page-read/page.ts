@@ -73,13 +73,13 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
       throw e;
     });
   const timedOut = `cannot read '${url.href}': timed out after ${timeoutText}`;
-  const { targetId } = await within(cmd<{ targetId: string }>("Target.createTarget", { url: "about:blank", background: true, browserContextId: s.browserContextId }), deadline, timedOut);
+  const tab = await within(takeTab(s, cmd), deadline, timedOut);
+  const { targetId, sessionId } = tab;
   const off: (() => void)[] = [];
+  let healthy = false;
   try {
-    const { sessionId } = await within(cmd<{ sessionId: string }>("Target.attachToTarget", { targetId, flatten: true }), deadline, timedOut);
     // The main frame's id is the target's; its current document is the latest it committed.
     let loaderId = "";
-    let status = 0;
     const seen = new Set<string>();
     let wake: () => void = () => {};
     const note = (what: string) => {
@@ -88,7 +88,7 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
     };
     off.push(
       cdp.on("Page.frameNavigated", sessionId, (p) => {
-        if (p.frame?.id === targetId && !p.frame.parentId) {
+        if (p.frame?.id === targetId && !p.frame.parentId && p.frame.url !== "about:blank") {
           loaderId = p.frame.loaderId;
           note("navigated");
         }
@@ -96,11 +96,7 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
       cdp.on("Page.lifecycleEvent", sessionId, (p) => {
         if (p.frameId === targetId) note(`${p.loaderId}:${p.name}`);
       }),
-      cdp.on("Network.responseReceived", sessionId, (p) => {
-        if (p.type === "Document" && p.frameId === targetId) status = p.response?.status ?? 0;
-      }),
     );
-    await within(Promise.all([cmd("Page.enable", {}, sessionId), cmd("Network.enable", { maxTotalBufferSize: 0, maxResourceBufferSize: 0 }, sessionId), cmd("Page.setLifecycleEventsEnabled", { enabled: true }, sessionId)]), deadline, timedOut);
     const nav = await within(cmd<{ loaderId?: string; errorText?: string }>("Page.navigate", { url: url.href }, sessionId), deadline, timedOut);
     if (nav.errorText) {
       refuseIfBlocked(s, url, url);
@@ -122,23 +118,58 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
       await within(waitForSelector(cdp, cmd, sessionId, targetId, waitFor, deadline), deadline, timedOut);
     }
 
-    const history = await within(cmd<{ currentIndex: number; entries: { url: string }[] }>("Page.getNavigationHistory", {}, sessionId), deadline, timedOut);
-    const finalRaw = history.entries[history.currentIndex]?.url ?? url.href;
+    // The text is extracted before the tab's URL is checked, in the renderer, and only returned
+    // once the URL passed: one round trip fewer on every call.
+    const { executionContextId } = await within(cmd<{ executionContextId: number }>("Page.createIsolatedWorld", { frameId: targetId, worldName: "vivary-reader", grantUniveralAccess: false }, sessionId), deadline, timedOut);
+    const r = await within(cmd<{ result: { value?: Extracted }; exceptionDetails?: { text?: string } }>("Runtime.evaluate", { expression: READER_SCRIPT, contextId: executionContextId, returnByValue: true }, sessionId), deadline, timedOut);
+    const got = r.result.value;
+    if (r.exceptionDetails || !got) throw dataError(`cannot read '${url.href}': extracting its text failed: ${r.exceptionDetails?.text ?? "no result"}`);
+    const finalRaw = String(got?.url ?? "");
     const final = canonicalUrl(finalRaw);
     if (typeof final === "string") throw deniedError(`cannot read '${url.href}': it went to '${finalRaw}': ${final}`);
     refuseIfBlocked(s, url, final);
     const m = matchUrl(final.href, grants);
     if (!m.ok) throw deniedError(`cannot read '${url.href}': it went to '${final.href}': ${m.reason}`);
-
-    const { executionContextId } = await within(cmd<{ executionContextId: number }>("Page.createIsolatedWorld", { frameId: targetId, worldName: "vivary-reader", grantUniveralAccess: false }, sessionId), deadline, timedOut);
-    const r = await within(cmd<{ result: { value?: Extracted }; exceptionDetails?: { text?: string } }>("Runtime.evaluate", { expression: READER_SCRIPT, contextId: executionContextId, returnByValue: true }, sessionId), deadline, timedOut);
-    if (r.exceptionDetails || !r.result.value) throw dataError(`cannot read '${url.href}': extracting its text failed: ${r.exceptionDetails?.text ?? "no result"}`);
-    const { text, truncated } = cut(String(r.result.value.markdown ?? ""), PAGE_LIMITS.markdownBytes);
-    return { finalUrl: final.href, status, title: String(r.result.value.title ?? ""), markdown: text, truncated, bytes: s.loadedBytes() };
+    const { text, truncated } = cut(String(got.markdown ?? ""), PAGE_LIMITS.markdownBytes);
+    healthy = true;
+    return { finalUrl: final.href, status: Number(got.status) || 0, title: String(got.title ?? ""), markdown: text, truncated, bytes: s.loadedBytes() };
   } finally {
     for (const f of off) f();
-    if (!cdp.closed) cdp.send("Target.closeTarget", { targetId }, undefined, PAGE_LIMITS.commandMs).catch(() => {});
+    giveBack(s, tab, healthy);
   }
+}
+
+// Tabs are kept between calls, per browser connection, so a warm call does not pay for opening,
+// attaching and enabling one: a tab that served a call without error is sent to about:blank
+// (stopping whatever the page still runs) and reused; any other is closed. The broker bounds
+// how many calls hold a tab at once, and so the pool.
+interface Tab {
+  targetId: string;
+  sessionId: string;
+  idle: Promise<unknown>;
+}
+const pools = new WeakMap<Cdp, Tab[]>();
+
+async function takeTab(s: BrowserSession, cmd: <T = any>(m: string, p?: object, sid?: string) => Promise<T>): Promise<Tab> {
+  const pool = pools.get(s.cdp) ?? [];
+  pools.set(s.cdp, pool);
+  const reused = pool.pop();
+  if (reused) {
+    await reused.idle;
+    return reused;
+  }
+  const { targetId } = await cmd<{ targetId: string }>("Target.createTarget", { url: "about:blank", background: true, browserContextId: s.browserContextId });
+  const { sessionId } = await cmd<{ sessionId: string }>("Target.attachToTarget", { targetId, flatten: true });
+  await Promise.all([cmd("Page.enable", {}, sessionId), cmd("Page.setLifecycleEventsEnabled", { enabled: true }, sessionId)]);
+  return { targetId, sessionId, idle: Promise.resolve() };
+}
+
+function giveBack(s: BrowserSession, tab: Tab, healthy: boolean) {
+  const cdp = s.cdp;
+  if (cdp.closed) return;
+  if (!healthy) return void cdp.send("Target.closeTarget", { targetId: tab.targetId }, undefined, PAGE_LIMITS.commandMs).catch(() => {});
+  tab.idle = cdp.send("Page.navigate", { url: "about:blank" }, tab.sessionId, PAGE_LIMITS.commandMs).catch(() => {});
+  pools.get(cdp)?.push(tab);
 }
 
 /** The tab's URL, if the proxy refused it for this call: the reason, as a denial. */

@@ -5,8 +5,10 @@
 import readability from "@mozilla/readability/Readability.js" with { type: "text" };
 import turndown from "turndown/lib/turndown.browser.umd.js" with { type: "text" };
 
-/** What the script returns: the page's title and its readable text as markdown. */
+/** What the script returns: where the tab is, its HTTP status, its title and readable text as markdown. */
 export interface Extracted {
+  url: string;
+  status: number;
   title: string;
   markdown: string;
 }
@@ -23,7 +25,8 @@ const EXTRACT = `
   if (article && article.content) body = td.turndown(article.content);
   else body = document.body ? td.turndown(document.body.cloneNode(true)) : "";
   const markdown = (title && !body.startsWith("# ") ? "# " + title + "\\n\\n" : "") + body.trim();
-  return { title: String(title), markdown };
+  const nav = performance.getEntriesByType("navigation")[0];
+  return { url: String(location.href), status: (nav && nav.responseStatus) || 0, title: String(title), markdown };
 })()
 `;
 

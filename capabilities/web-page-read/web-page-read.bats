@@ -205,6 +205,25 @@ assert_denied() {
   [ "$(viv-log --agent "$AGENT" --json | jq -r 'select(.kind == "result")' | jq -s length)" -eq 1 ]
 }
 
+@test "a granted page cannot navigate its tab to file: or data:, or open popups" {
+  local u
+  for u in "$ORIGIN/js?to=file:///etc/passwd" "$ORIGIN/js?to=data:text/html,<title>pwned</title>" "$ORIGIN/meta?to=file:///etc/passwd"; do
+    run --separate-stderr wpr --url "$u" --format json
+    [[ "$output" != *"root:x:0:0"* ]]
+    [[ "$output" != *"pwned"* ]]
+    [[ "$stderr" != *"root:x:0:0"* ]]
+    if [ "$status" -eq 0 ]; then [[ "$(jq -r .final_url <<<"$output")" == "$ORIGIN/"* ]]; fi
+  done
+  u="$ORIGIN/redirect/302?to=file:///etc/passwd"
+  run --separate-stderr wpr --url "$u"
+  [ "$status" -ne 0 ]
+  [ "$output" = "" ]
+  [[ "$stderr" == "web-page-read: cannot read '$u': "* ]]
+  run -0 --separate-stderr wpr --url "$ORIGIN/popup?to=$TRAP/popup" --format json
+  [ "$(jq -r .final_url <<<"$output")" = "$ORIGIN/popup?to=$TRAP/popup" ]
+  [ "$(trap_count)" = 0 ]
+}
+
 @test "a download is refused and nothing is saved" {
   run -65 --separate-stderr wpr --url "$ORIGIN/download"
   [ "$output" = "" ]
@@ -298,4 +317,26 @@ assert_denied() {
   run -0 --separate-stderr wpr --help
   [ "$(jq -r .title <<<"$output")" = web-page-read ]
   [ "$(jq -r '."x-vivary-risk"' <<<"$output")" = low ]
+}
+
+@test "every example in web-page-read(1) runs in a jail and prints what the page says" {
+  # The pages' examples use port 8080 for the granted origin and 8081 for another port.
+  local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
+  mkdir -p "$dir"
+  awk -v dir="$dir" '
+    /^\.SH / { in_ex = ($2 == "EXAMPLES") }
+    in_ex && /^\.EX$/ { n++; first = 1; next }
+    in_ex && /^\.EE$/ { first = 0; next }
+    in_ex && n && first == 1 { print > (dir "/" n ".cmd"); first = 2; next }
+    in_ex && n && first == 2 { print > (dir "/" n ".out") }
+  ' "$VIV_ROOT/man/web-page-read.1"
+  for f in "$dir"/*.cmd; do
+    n=$((n + 1))
+    cmd=$(sed -e 's/^\$ //' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "$f")
+    expected=$(sed -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "${f%.cmd}.out")
+    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
+    [ -n "$expected" ]
+    [ "${output:0:${#expected}}" = "$expected" ]
+  done
+  [ "$n" -eq 4 ]
 }

@@ -218,6 +218,9 @@ describe("WebProxy", () => {
   let proxy: WebProxy;
   let grants: string[] = [];
   const blocked: string[] = [];
+  /** Names the proxy resolved, and what the test's resolver answers for each. */
+  const lookups: string[] = [];
+  const zone = new Map<string, string[]>();
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), "vivary-proxy-"));
@@ -227,7 +230,17 @@ describe("WebProxy", () => {
       s.destroy();
     });
     await new Promise<void>((r) => trap.listen(0, "127.0.0.1", r));
-    proxy = new WebProxy(join(dir, "proxy.sock"), null, { grants: () => grants, onBlocked: (d, why) => blocked.push(`${d} ${why}`), onBytes: () => true });
+    proxy = new WebProxy(join(dir, "proxy.sock"), null, {
+      grants: () => grants,
+      onBlocked: (d, why) => blocked.push(`${d} ${why}`),
+      onBytes: () => true,
+      resolve: async (host) => {
+        lookups.push(host);
+        const a = zone.get(host);
+        if (!a) throw Object.assign(new Error("not found"), { code: "ENOTFOUND" });
+        return a;
+      },
+    });
     await proxy.ready();
   });
   afterAll(() => {
@@ -274,14 +287,40 @@ describe("WebProxy", () => {
   test("a request outside the grant is refused before any name is resolved", async () => {
     grants = [`http://127.0.0.1:${origin.port}/*`];
     blocked.length = 0;
-    const out = await ask(`GET http://denied.invalid/ HTTP/1.1\r\nHost: denied.invalid\r\n\r\n`);
-    expect(out).toStartWith("HTTP/1.1 403");
-    // "outside the grant", not "cannot resolve": the name was never looked up.
-    expect(blocked).toEqual(["http://denied.invalid/ outside the grant"]);
+    lookups.length = 0;
+    zone.set("denied.test", ["127.0.0.1"]);
+    expect(await ask(`GET http://denied.test/ HTTP/1.1\r\nHost: denied.test\r\n\r\n`)).toStartWith("HTTP/1.1 403");
+    expect(await ask(`CONNECT denied.test:443 HTTP/1.1\r\nHost: denied.test:443\r\n\r\n`)).toStartWith("HTTP/1.1 403");
+    expect(blocked).toEqual(["http://denied.test/ outside the grant", "denied.test:443 outside the grant"]);
+    expect(lookups).toEqual([]);
   });
 
-  test("a granted name that resolves to loopback is refused, and nothing connects", async () => {
+  test("a granted name is resolved once per request and the checked address is the one connected to", async () => {
+    const port = origin.port;
+    grants = [`http://granted.test:${port}/*`, `http://127.0.0.1:${port}/*`];
+    lookups.length = 0;
+    zone.set("granted.test", ["127.0.0.1"]);
+    const out = await ask(`GET http://granted.test:${port}/c HTTP/1.1\r\nHost: granted.test:${port}\r\nConnection: close\r\n\r\n`);
+    expect(out).toContain(`hello /c host=granted.test:${port}`);
+    expect(lookups).toEqual(["granted.test"]);
+  });
+
+  test("a granted name whose addresses are all special and unnamed is refused, and nothing connects", async () => {
     const port = (trap.address() as net.AddressInfo).port;
+    grants = [`http://rebind.test:${port}/*`];
+    blocked.length = 0;
+    lookups.length = 0;
+    zone.set("rebind.test", ["::ffff:127.0.0.1", "10.0.0.1", "169.254.169.254"]);
+    const before = trapConnections;
+    expect(await ask(`GET http://rebind.test:${port}/ HTTP/1.1\r\nHost: rebind.test\r\n\r\n`)).toStartWith("HTTP/1.1 403");
+    expect(blocked).toEqual([`http://rebind.test:${port}/ 'rebind.test' is a loopback address (127.0.0.1) that no grant names`]);
+    expect(lookups).toEqual(["rebind.test"]);
+    expect(trapConnections).toBe(before);
+  });
+
+  test("a granted name that resolves to loopback is refused over plain HTTP and CONNECT, and nothing connects", async () => {
+    const port = (trap.address() as net.AddressInfo).port;
+    zone.set("localhost", ["127.0.0.1"]);
     grants = [`http://localhost:${port}/*`, `https://localhost:${port}/`];
     blocked.length = 0;
     const before = trapConnections;
