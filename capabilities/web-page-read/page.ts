@@ -100,6 +100,7 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
     const nav = await within(cmd<{ loaderId?: string; errorText?: string }>("Page.navigate", { url: url.href }, sessionId), deadline, timedOut);
     if (nav.errorText) {
       refuseIfBlocked(s, url, url);
+      if (/ERR_UNSAFE_REDIRECT/.test(nav.errorText)) throw deniedError(`cannot read '${url.href}': it redirects to a URL that is not http or https (${nav.errorText})`);
       if (/ERR_ABORTED/.test(nav.errorText)) throw dataError(`cannot read '${url.href}': not a page (a download, which is refused, or an aborted load)`);
       throw unavailableError(`cannot read '${url.href}': ${nav.errorText}`);
     }

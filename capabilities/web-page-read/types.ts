@@ -23,7 +23,7 @@ export interface WebPageReadInput {
 }
 
 /**
- * With --format markdown, the default, only the markdown member is printed, as text ending in a newline. Markdown longer than 1 MiB is cut at that size and marked truncated.
+ * That object is what --format json prints. With --format markdown, the default, only its markdown member is printed, as text ending in a newline. Markdown longer than 1 MiB is cut at that size and marked truncated.
  */
 export interface WebPageReadResult {
   /**

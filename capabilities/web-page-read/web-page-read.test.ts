@@ -3,7 +3,7 @@
 // and the markdown cut; then the broker's filtering proxy against loopback servers, which must
 // match before it resolves and connect only to addresses it checked.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -88,6 +88,13 @@ describe("parseUrlPattern refuses what is too broad or cannot be matched", () =>
         "p.kdl:4: url 'http://*.com/*' refused: '*.com' matches every name under a top-level domain",
       ]);
     }
+  });
+
+  test("the grant example of web-page-read(1) loads", () => {
+    const page = readFileSync(join(import.meta.dir, "..", "..", "man", "web-page-read.1"), "utf8");
+    const grants = [...page.matchAll(/^\.EX\n(grant "[\s\S]*?)^\.EE$/gm)].map((m) => m[1]!.replace(/\\-/g, "-"));
+    expect(grants.length).toBe(1);
+    expect(loadPolicyText([{ file: "web-page-read.1", text: `agent "a" {\n${grants[0]}}\n` }], CATALOG).agents.get("a")!.grants.has("web-page-read")).toBe(true);
   });
 
   test("a narrow grant loads", () => {
