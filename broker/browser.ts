@@ -75,6 +75,8 @@ interface CallState {
   blocked: BlockedDestination[];
   bytes: number;
   maxBytes: number;
+  over: Promise<void>;
+  fire: () => void;
 }
 
 /** Kills every process running as `uid`: what a browser leaves behind when its group is gone. */
@@ -145,7 +147,11 @@ class AgentBrowser {
       },
       onBytes: (n) => {
         let ok = true;
-        for (const c of this.calls) if ((c.bytes += n) > c.maxBytes) ok = false;
+        for (const c of this.calls) {
+          if ((c.bytes += n) <= c.maxBytes) continue;
+          ok = false;
+          c.fire();
+        }
         return ok;
       },
     });
@@ -259,7 +265,9 @@ export class Browsers {
         }
         if (b.calls.size >= BROWSER_LIMITS.tabsPerAgent) throw new VivError(Exit.temporary, `the agent already has ${BROWSER_LIMITS.tabsPerAgent} pages open`);
         browser = b;
-        call = { blocked: [], bytes: 0, maxBytes: maxLoadBytes };
+        let fire = () => {};
+        const over = new Promise<void>((r) => (fire = r));
+        call = { blocked: [], bytes: 0, maxBytes: maxLoadBytes, over, fire };
         b.calls.add(call);
         b.grants = grants;
         try {
@@ -275,6 +283,7 @@ export class Browsers {
           browserContextId: b.context,
           blocked: () => c.blocked,
           loadedBytes: () => c.bytes,
+          overLimit: c.over,
           fail: (reason) => bb.kill(reason),
         };
       },

@@ -299,10 +299,12 @@ export class Broker {
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
+    // Only a capability that reads URLs is lent the agent's browser.
     const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
+    const context = capability.schema["x-vivary-scopes"].includes("url") ? { browser: lease.open } : {};
     let blocked: string[] = [];
     try {
-      stdout = renderResult(capability, await capability.run(args, scopes, { browser: lease.open }), args);
+      stdout = renderResult(capability, await capability.run(args, scopes, context), args);
     } catch (e) {
       const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
       exit = err.code;

@@ -133,18 +133,12 @@ export class WebProxy {
       for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP_BY_HOP.includes(k)) out[k] = v;
       res.writeHead(r.statusCode ?? 502, out);
       r.on("data", (chunk: Buffer) => {
-        if (!this.hooks.onBytes(chunk.length)) {
-          r.destroy();
-          res.destroy();
-          return;
-        }
-        if (!res.write(chunk)) {
-          r.pause();
-          res.once("drain", () => r.resume());
-        }
+        if (this.hooks.onBytes(chunk.length)) return;
+        r.destroy();
+        res.destroy();
       });
-      r.on("end", () => res.end());
       r.on("error", () => res.destroy());
+      r.pipe(res);
     });
     req.pipe(up);
   }
@@ -185,17 +179,11 @@ export class WebProxy {
       if (head.length) up.write(head);
       sock.pipe(up);
       up.on("data", (chunk: Buffer) => {
-        if (!this.hooks.onBytes(chunk.length)) {
-          up.destroy();
-          sock.destroy();
-          return;
-        }
-        if (!sock.write(chunk)) {
-          up.pause();
-          sock.once("drain", () => up.resume());
-        }
+        if (this.hooks.onBytes(chunk.length)) return;
+        up.destroy();
+        sock.destroy();
       });
-      up.on("end", () => sock.end());
+      up.pipe(sock);
       sock.on("close", () => up.destroy());
       up.on("close", () => sock.destroy());
     });

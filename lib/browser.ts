@@ -18,6 +18,8 @@ export interface BrowserSession {
   blocked(): readonly BlockedDestination[];
   /** Bytes the browser received through the proxy since the call began. */
   loadedBytes(): number;
+  /** Resolves once those bytes pass the call's limit (the proxy then cuts every transfer). */
+  overLimit: Promise<void>;
   /** Marks the browser as broken (hung, misbehaving): the broker kills it; the next call gets a fresh one. */
   fail(reason: string): void;
 }

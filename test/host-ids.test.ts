@@ -1,10 +1,11 @@
-// Agent uids must belong to nobody else on the host (broker/host-ids.ts), checked against a
-// made-up /etc.
+// Agent uids, and the uids of their browsers, must belong to nobody else on the host
+// (broker/host-ids.ts), checked against a made-up /etc.
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
+import { browserUid } from "../broker/browser.ts";
 import { hostIdConflict } from "../broker/host-ids.ts";
 import { agentUid, loadPolicyText } from "../policy/load.ts";
 
@@ -36,4 +37,11 @@ test("a subordinate uid range that holds the agent's uid is a conflict", () => {
 
 test("the real host has no conflict for the example policy", () => {
   expect(hostIdConflict(loadPolicyText([{ file: "demo", text: `agent "scribe"\n` }], CATALOG))).toBeNull();
+});
+
+test("the uid of an agent's browser is checked too, when it may read the web", () => {
+  const web = loadPolicyText([{ file: "w.kdl", text: `agent "scribe" {\n    grant "web-page-read" {\n        url "https://example.com/*"\n    }\n}\n` }], CATALOG);
+  etcWith({ subuid: `erin:${browserUid(uid)}:1\n` });
+  expect(hostIdConflict(web, etc)).toBe(`w.kdl:1: the browser of agent 'scribe' would run as host uid ${browserUid(uid)}, which is the subuid range of 'erin'; rename the agent`);
+  expect(hostIdConflict(policy, etc)).toBeNull();
 });

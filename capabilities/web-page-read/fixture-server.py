@@ -83,6 +83,13 @@ try {{
 </script></article></body></html>""")
         elif p == "/popup":
             self.send(200, f'<html><head><title>Popup</title><script>window.open({to!r}); window.open({to!r}, "_blank", "popup");</script></head><body><article><p>popup</p></article></body></html>')
+        elif p == "/big":
+            para = "<p>" + '"quoted" \\back\\slashed words, ' * 400 + "</p>\n"
+            self.send(200, "<html><head><title>Big</title></head><body><article>" + para * 120 + "</article></body></html>")
+        elif p == "/heavy":
+            self.send(200, '<html><head><title>Heavy</title></head><body><article><p>A page that fetches a very large resource.</p><script>fetch("/blob").then((r) => r.arrayBuffer()).catch(() => {})</script></article></body></html>')
+        elif p == "/blob":
+            self.send(200, b"x" * (40 << 20), "text/plain")
         elif p == "/download":
             self.send(200, b"\x00secret-download\x00", "application/octet-stream", [("Content-Disposition", 'attachment; filename="x.bin"')])
         elif p == "/hang":

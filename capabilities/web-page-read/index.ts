@@ -6,11 +6,13 @@
 import type { Capability, CapabilitySchema } from "../../lib/capability.ts";
 import { deniedError, Exit, unavailableError, usageError, VivError } from "../../lib/exit.ts";
 import { matchUrl } from "../../policy/scope.ts";
-import { PAGE_LIMITS, readPage } from "./page.ts";
+import { cut, PAGE_LIMITS, readPage } from "./page.ts";
 import schemaJson from "./schema.json";
 import type { WebPageReadInput, WebPageReadResult } from "./types.ts";
 
 const MAX_TIMEOUT_MS = 120_000;
+/** What the call may print: well inside the protocol's 2 MiB result frame, in either format. */
+const MAX_OUTPUT_BYTES = 1536 * 1024;
 
 /** `30s` or `500ms` as milliseconds, from 1 ms to 120 s; null when it is neither. */
 export function parseTimeout(text: string): number | null {
@@ -18,6 +20,17 @@ export function parseTimeout(text: string): number | null {
   if (!m) return null;
   const ms = Number(m[1]) * (m[2] === "s" ? 1000 : 1);
   return ms <= MAX_TIMEOUT_MS ? ms : null;
+}
+
+/** Cuts the markdown further when escaping would make the printed result too long for one frame. */
+function fitOutput(result: WebPageReadResult, args: WebPageReadInput): WebPageReadResult {
+  for (let i = 0; i < 8; i++) {
+    const size = Buffer.byteLength(webPageRead.render!(result, args));
+    if (size <= MAX_OUTPUT_BYTES) return result;
+    const keep = Math.floor((Buffer.byteLength(result.markdown) * MAX_OUTPUT_BYTES) / size) - 4096;
+    result = { ...result, markdown: cut(result.markdown, Math.max(0, keep)).text, truncated: true };
+  }
+  return { ...result, markdown: "", truncated: true };
 }
 
 export const webPageRead: Capability<WebPageReadInput, WebPageReadResult> = {
@@ -39,7 +52,8 @@ export const webPageRead: Capability<WebPageReadInput, WebPageReadResult> = {
     const session = await context.browser({ maxLoadBytes: PAGE_LIMITS.loadBytes });
     try {
       const page = await readPage(session, m.url, grants, args.wait_for ?? "networkidle", timeout, deadline);
-      return { url: m.url.href, final_url: page.finalUrl, status: page.status, title: page.title, markdown: page.markdown, bytes: page.bytes, truncated: page.truncated };
+      const result = { url: m.url.href, final_url: page.finalUrl, status: page.status, title: page.title.slice(0, 4096), markdown: page.markdown, bytes: page.bytes, truncated: page.truncated };
+      return fitOutput(result, args);
     } catch (e) {
       if (e instanceof VivError) throw e;
       throw new VivError(Exit.unavailable, `cannot read '${m.url.href}': ${(e as Error).message}`);

@@ -73,6 +73,10 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
       throw e;
     });
   const timedOut = `cannot read '${url.href}': timed out after ${timeoutText}`;
+  const tooBig = new Promise<never>((_, reject) => s.overLimit.then(() => reject(dataError(`cannot read '${url.href}': the page loads more than ${PAGE_LIMITS.loadBytes} bytes`))));
+  tooBig.catch(() => {});
+  /** Waits for `p`, but no longer than the deadline or than the page stays within its byte limit. */
+  const guarded = <T>(p: Promise<T>) => within(Promise.race([p, tooBig]), deadline, timedOut);
   const tab = await within(takeTab(s, cmd), deadline, timedOut);
   const { targetId, sessionId } = tab;
   const off: (() => void)[] = [];
@@ -97,7 +101,7 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
         if (p.frameId === targetId) note(`${p.loaderId}:${p.name}`);
       }),
     );
-    const nav = await within(cmd<{ loaderId?: string; errorText?: string }>("Page.navigate", { url: url.href }, sessionId), deadline, timedOut);
+    const nav = await guarded(cmd<{ loaderId?: string; errorText?: string }>("Page.navigate", { url: url.href }, sessionId));
     if (nav.errorText) {
       refuseIfBlocked(s, url, url);
       if (/ERR_UNSAFE_REDIRECT/.test(nav.errorText)) throw deniedError(`cannot read '${url.href}': it redirects to a URL that is not http or https (${nav.errorText})`);
@@ -108,15 +112,15 @@ async function readInTab(s: BrowserSession, url: CanonicalUrl, grants: readonly 
 
     const event = { load: "load", domcontentloaded: "DOMContentLoaded", networkidle: "networkIdle" }[waitFor];
     if (event) {
-      await within(new Promise<void>((resolve) => {
+      await guarded(new Promise<void>((resolve) => {
         const check = () => {
           if (seen.has(`${loaderId}:${event}`)) resolve();
         };
         wake = check;
         check();
-      }), deadline, timedOut);
+      }));
     } else {
-      await within(waitForSelector(cdp, cmd, sessionId, targetId, waitFor, deadline), deadline, timedOut);
+      await guarded(waitForSelector(cdp, cmd, sessionId, targetId, waitFor, deadline));
     }
 
     // The text is extracted before the tab's URL is checked, in the renderer, and only returned

@@ -24,7 +24,9 @@ const EXTRACT = `
   let body;
   if (article && article.content) body = td.turndown(article.content);
   else body = document.body ? td.turndown(document.body.cloneNode(true)) : "";
-  const markdown = (title && !body.startsWith("# ") ? "# " + title + "\\n\\n" : "") + body.trim();
+  // Control characters other than tab and newline have no place in markdown; a page could use
+  // them to make the JSON form of the result several times longer than the text.
+  const markdown = ((title && !body.startsWith("# ") ? "# " + title + "\\n\\n" : "") + body.trim()).replace(/[\\u0000-\\u0008\\u000b-\\u001f\\u007f]/g, "");
   const nav = performance.getEntriesByType("navigation")[0];
   return { url: String(location.href), status: (nav && nav.responseStatus) || 0, title: String(title), markdown };
 })()

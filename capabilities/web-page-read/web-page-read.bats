@@ -247,6 +247,17 @@ assert_denied() {
   [ "$(find "$STATE/agents/$AGENT/browser" -name 'x.bin*' | wc -l)" -eq 0 ]
 }
 
+@test "markdown is cut to fit, and a page that loads more than 32 MiB is refused" {
+  run -0 --separate-stderr wpr --url "$ORIGIN/big" --format json --wait-for load
+  [ "$(jq -r .truncated <<<"$output")" = true ]
+  [ "${#output}" -le $((1536 * 1024)) ]
+  [ "$(jq -r '.markdown | length > 500000' <<<"$output")" = true ]
+  run -0 --separate-stderr wpr --url "$ORIGIN/big" --wait-for load
+  [ "$(printf '%s\n' "$output" | wc -c)" -le $((1024 * 1024 + 1)) ]
+  run -65 --separate-stderr wpr --url "$ORIGIN/heavy"
+  [ "$stderr" = "web-page-read: cannot read '$ORIGIN/heavy': the page loads more than 33554432 bytes" ]
+}
+
 # ---------------------------------------------------------------------------------------------
 # Time, failure and isolation
 
