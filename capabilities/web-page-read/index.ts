@@ -6,7 +6,7 @@
 import type { Capability, CapabilitySchema } from "../../lib/capability.ts";
 import { deniedError, Exit, unavailableError, usageError, VivError } from "../../lib/exit.ts";
 import { matchUrl } from "../../policy/scope.ts";
-import { cut, PAGE_LIMITS, readPage } from "./page.ts";
+import { cut, PAGE_LIMITS, readPage, within } from "./page.ts";
 import schemaJson from "./schema.json";
 import type { WebPageReadInput, WebPageReadResult } from "./types.ts";
 
@@ -49,7 +49,8 @@ export const webPageRead: Capability<WebPageReadInput, WebPageReadResult> = {
     if (ms === null) throw usageError(`option '--timeout' must be a duration like '30s' or '500ms', at most 120s, not '${timeout}'`);
     if (!context?.browser) throw unavailableError(`cannot read '${m.url.href}': no browser here; call it from an agent's jail, through the broker`);
     const deadline = started + ms;
-    const session = await context.browser({ maxLoadBytes: PAGE_LIMITS.loadBytes });
+    // A browser still starting counts against the timeout too; it goes on starting for later calls.
+    const session = await within(context.browser({ maxLoadBytes: PAGE_LIMITS.loadBytes }), deadline, `cannot read '${m.url.href}': timed out after ${timeout}`);
     try {
       const page = await readPage(session, m.url, grants, args.wait_for ?? "networkidle", timeout, deadline);
       const result = { url: m.url.href, final_url: page.finalUrl, status: page.status, title: page.title.slice(0, 4096), markdown: page.markdown, bytes: page.bytes, truncated: page.truncated };

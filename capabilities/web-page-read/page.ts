@@ -35,7 +35,7 @@ export interface PageRead {
 }
 
 /** Resolves with `p`, or rejects with a Timeout at the deadline. */
-function within<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+export function within<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
   const left = deadline - Date.now();
   if (left <= 0) return Promise.reject(new Timeout(what));
   let t: ReturnType<typeof setTimeout>;
