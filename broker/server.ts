@@ -54,6 +54,12 @@ export class Broker {
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Set<string>();
+  /** Calls accepted and not yet answered; a stop waits for them (drain). */
+  private inFlight = 0;
+  private draining = false;
+  private drained: (() => void) | null = null;
+  /** Listeners stopped by a drain, closed for good by close(). */
+  private stopped: UnixSocketListener<Conn>[] = [];
 
   constructor(
     private policy: Policy,
@@ -117,8 +123,35 @@ export class Broker {
     this.revoke(agent);
   }
 
-  stop() {
-    for (const name of [...this.listeners.keys()]) this.revoke(name, false);
+  /**
+   * Stops accepting: no new connection, no new call. Connections with no call in flight close
+   * now; each call in flight runs to its end, has its outcome recorded and its reply sent, and
+   * then its connection closes. Resolves once no call is in flight.
+   */
+  drain(): Promise<void> {
+    this.draining = true;
+    for (const [name, l] of [...this.listeners]) {
+      const busy = [...l.conns].filter((s) => s.data.callInFlight);
+      for (const s of l.conns) if (!s.data.callInFlight) s.end();
+      l.listener.stop(false);
+      this.stopped.push(l.listener);
+      this.listeners.delete(name);
+      rmSync(stateLayout(this.state).agentSocket(name), { force: true });
+      for (const s of busy) l.conns.delete(s);
+    }
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.drained = resolve));
+  }
+
+  /** After a drain: closes what is left, connections of calls cut short included. */
+  close() {
+    for (const l of this.stopped) l.stop(true);
+    this.stopped = [];
+  }
+
+  /** Calls still in flight (after a drain that was cut short, the ones cut). */
+  get callsInFlight(): number {
+    return this.inFlight;
   }
 
   private listen(agent: AgentPolicy) {
@@ -201,7 +234,7 @@ export class Broker {
 
   private onData(s: AgentSocket, chunk: Uint8Array) {
     const c = s.data;
-    if (c.closing) return;
+    if (c.closing || this.draining) return;
     for (const ev of c.reader.push(chunk)) {
       if (ev.type === "bad-length") {
         this.violate(s, ev.length === 0 ? "empty frame" : `frame of ${ev.length} bytes exceeds the limit`, ev.header);
@@ -236,9 +269,19 @@ export class Broker {
     if (frame.type !== "call") return this.violate(s, `unexpected ${frame.type} frame from client`, raw), false;
     if (!c.gotHello) return this.violate(s, "call before hello", raw), false;
     if (c.callInFlight) return this.violate(s, "call while another is in flight", raw), false;
+    if (this.draining) return s.end(), false;
     c.callInFlight = true;
-    this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw));
+    this.inFlight++;
+    this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw).finally(() => this.callDone()));
     return true;
+  }
+
+  private callDone() {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.drained) {
+      this.drained();
+      this.drained = null;
+    }
   }
 
   private enqueue(s: AgentSocket, job: () => Promise<void>) {
@@ -277,7 +320,8 @@ export class Broker {
     c.callInFlight = false;
     if (!c.closing) {
       this.send(s, reply);
-      if (!c.reader.midFrame) this.arm(s, "idle");
+      if (this.draining) s.end();
+      else if (!c.reader.midFrame) this.arm(s, "idle");
     }
   }
 

@@ -44,6 +44,11 @@ export interface Capability<A = Args, R = unknown> {
   authorize(args: A, scopes: Scopes): string | null;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
   run(args: A, scopes: Scopes): R | Promise<R>;
+  /**
+   * Optional: after a crash, removes what an interrupted run of this call can have left on the
+   * host (confined like run); returns a short note for the record.
+   */
+  recover?(args: A, scopes: Scopes): string | Promise<string>;
 }
 
 export const kebab = (prop: string) => prop.replace(/_/g, "-");

@@ -134,7 +134,7 @@ tampered() {
   [ "$stderr" = "viv-log: cannot read checkpoint '$BATS_TEST_TMPDIR/none': ENOENT" ]
 }
 
-@test "a broker killed with SIGKILL mid-load restarts with the chain intact and nothing acknowledged lost" {
+@test "a broker killed with SIGKILL mid-load is replaced, with the chain intact and nothing acknowledged lost" {
   policy_one_agent scribe "$HOST/out" "$BATS_TEST_TMPDIR/ws"
   start_broker
   # Every call whose stub exited 0 (an acknowledged call) is noted in the workspace.
@@ -147,15 +147,15 @@ tampered() {
   kill -KILL "$BROKER_PID"
   wait "$BROKER_PID" || true
   BROKER_PID=""
-  start_broker
-  wait "$load" || true
+  # viv run starts a broker of its own, and the jail's calls wait for it.
+  wait "$load"
 
   run -0 viv-log verify
   viv-log --json --cap fs-file-write >"$BATS_TEST_TMPDIR/log.json"
-  # Some calls failed while no broker ran, and some succeeded after the restart.
+  # At most the call in flight at the kill was not acknowledged.
   local acked
   acked=$(wc -l <"$BATS_TEST_TMPDIR/ws/acked")
-  [ "$acked" -ge 20 ] && [ "$acked" -lt 400 ]
+  [ "$acked" -ge 399 ]
   # Every acknowledged call has its intent and an exit=0 outcome on the same connection.
   local name conn
   while read -r name; do

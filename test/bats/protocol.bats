@@ -119,7 +119,7 @@ beta_still_served() {
 @test "a connection flood is bounded per agent and the other agent is still served" {
   local pids=()
   for _ in $(seq 1 40); do
-    raw alpha wait:1500 >/dev/null 2>&1 &
+    raw alpha wait:6000 >/dev/null 2>&1 &
     pids+=($!)
   done
   wait_for log_has 'more than 32 connections at once' 
