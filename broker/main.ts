@@ -12,7 +12,7 @@ import type { Args } from "../lib/capability.ts";
 import { AuditStore } from "./audit.ts";
 import { hostIdConflict } from "./host-ids.ts";
 import { listenOperator } from "./operator.ts";
-import { INTERRUPTED_REASON, openIntents } from "./reconcile.ts";
+import { INTERRUPTED_REASON, openApprovals, openIntents, RESTART_REASON } from "./reconcile.ts";
 import { Broker } from "./server.ts";
 
 /** How long a stop waits for calls in flight to finish before it cuts them short. */
@@ -43,13 +43,20 @@ function load(path: string, state: string): Policy {
 }
 
 /**
- * Closes every intent the previous run left open (a crash, or a stop cut short) with a
- * `kind=interrupted` record, after the capability has removed what the interrupted call may have
- * left on the host. Written before this run's start record, so that a crash here is redone.
+ * Closes what the previous run left open (a crash, or a stop cut short): every approval request
+ * with no decision gets a `kind=approval decision=restart` record (it was denied: approvals do
+ * not carry over), every intent with no outcome a `kind=interrupted` record, after the capability
+ * removed what the interrupted call may have left on the host. Written before this run's start
+ * record, so that a crash here is redone.
  */
 async function closeInterrupted(audit: AuditStore, policy: Policy): Promise<number> {
-  const intents = openIntents(audit.previousRun());
+  const run = audit.previousRun();
+  const intents = openIntents(run);
   const records: Promise<number>[] = [];
+  for (const r of openApprovals(run)) {
+    const fields = { conn: r.fields.conn, id: r.fields.id, decision: "restart", by: "broker", reason: RESTART_REASON, request_sha256: r.fields.request_sha256 };
+    records.push(audit.append({ agent: r.agent, kind: "approval", cap: r.cap, fields }));
+  }
   for (const r of intents) {
     const capability = CAPABILITIES.get(r.cap);
     const grant = policy.agents.get(r.agent)?.grants.get(r.cap);

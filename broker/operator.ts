@@ -8,10 +8,18 @@ import type { Broker } from "./server.ts";
 const MAX_REQUEST = 64 * 1024;
 
 export interface OperatorRequest {
-  op: "ps" | "agent" | "kill" | "jail-start" | "jail-end";
+  op: "ps" | "agent" | "kill" | "jail-start" | "jail-end" | "approvals" | "approve" | "deny";
   agent?: string;
   pid?: number;
+  /** approve, deny: the pending call's id. */
+  id?: string;
+  /** deny: why, shown to the agent and recorded. */
+  reason?: string;
+  /** approve, deny: who decides, as the operator's viv names them (the socket is the broker user's alone). */
+  operator?: string;
 }
+
+const MAX_REASON = 500;
 
 function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknown {
   const agent = req.agent ? broker.agents.get(req.agent) : undefined;
@@ -37,6 +45,19 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
       if (req.op === "jail-start") broker.registerJail(agent.name, req.pid!);
       else broker.unregisterJail(agent.name, req.pid!);
       return { ok: true };
+    case "approvals":
+      return { ok: true, pending: broker.approvals.list() };
+    case "approve":
+    case "deny": {
+      if (typeof req.id !== "string") return { ok: false, exit: 64, error: `${req.op} needs an id` };
+      const who = typeof req.operator === "string" ? req.operator.slice(0, 64) : "unknown";
+      const reason = typeof req.reason === "string" && req.reason ? req.reason.slice(0, MAX_REASON) : "denied by the operator";
+      const done =
+        req.op === "approve"
+          ? broker.approvals.settle(req.id, { decision: "approve", by: "operator", who })
+          : broker.approvals.settle(req.id, { decision: "deny", by: "operator", who, reason, exit: 77 });
+      return done ? { ok: true } : { ok: false, exit: 65, error: `no pending call '${req.id}' (already decided, timed out, or never requested)` };
+    }
     default:
       return { ok: false, exit: 64, error: `unknown operation '${(req as { op: unknown }).op}'` };
   }

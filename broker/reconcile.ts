@@ -31,4 +31,16 @@ export function openIntents(records: readonly RunRecord[]): RunRecord[] {
   return [...open.values()].sort((a, b) => a.seq - b.seq);
 }
 
+/** The approval requests of a run that no decision follows (the broker died while they waited). */
+export function openApprovals(records: readonly RunRecord[]): RunRecord[] {
+  const open = new Map<unknown, RunRecord>();
+  for (const r of records) {
+    if (r.kind === "approval-request") open.set(r.fields.id, r);
+    else if (r.kind === "approval") open.delete(r.fields.id);
+  }
+  return [...open.values()].sort((a, b) => a.seq - b.seq);
+}
+
+export const RESTART_REASON = "the broker restarted while the call waited; approvals do not carry over to another run";
+
 export const INTERRUPTED_REASON = "the broker stopped before this call's outcome was recorded; whether its effect happened is unknown";

@@ -12,8 +12,9 @@ import { stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
+import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
 import { FrameReader } from "./frame-reader.ts";
-import { argvDigest, decide } from "./pipeline.ts";
+import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 
 export const LIMITS = {
@@ -49,6 +50,7 @@ const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 export class Broker {
   private listeners = new Map<string, AgentListener>();
   private limiter = new RateLimiter();
+  readonly approvals = new ApprovalQueue();
   /** Connection numbers in records; started past the log's head so they never repeat in one log. */
   private nextConn: number;
   private jails = new Map<string, Set<number>>();
@@ -111,6 +113,7 @@ export class Broker {
   /** The kill switch: closes the agent's socket and connections and ends its jails. */
   async kill(agent: string, by: string) {
     this.killed.add(agent);
+    this.approvals.settleAll(agent, { decision: "kill", by, reason: `agent '${agent}' was stopped by the kill switch`, exit: Exit.denied });
     await this.audit.append({ agent, kind: "kill", fields: { by, jails: [...(this.jails.get(agent) ?? [])] } });
     for (const pid of this.jails.get(agent) ?? []) {
       try {
@@ -130,6 +133,7 @@ export class Broker {
    */
   drain(): Promise<void> {
     this.draining = true;
+    this.approvals.settleAll(undefined, { decision: "stopping", by: "broker", reason: "the broker is stopping; try again", exit: Exit.temporary });
     for (const [name, l] of [...this.listeners]) {
       const busy = [...l.conns].filter((s) => s.data.callInFlight);
       for (const s of l.conns) if (!s.data.callInFlight) s.end();
@@ -212,6 +216,7 @@ export class Broker {
     if (s.data) {
       s.data.closing = true;
       this.disarm(s);
+      this.approvals.withdraw(s.data.id);
     }
   }
 
@@ -314,8 +319,13 @@ export class Broker {
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
-      reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
+      const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
+      if (gate && "refused" in gate) reply = gate.refused;
+      else {
+        const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
+        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval }, raw });
+        reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
+      }
     }
     c.callInFlight = false;
     if (!c.closing) {
@@ -323,6 +333,39 @@ export class Broker {
       if (this.draining) s.end();
       else if (!c.reader.midFrame) this.arm(s, "idle");
     }
+  }
+
+  /**
+   * The approval gate, after the pure stages and before the intent: holds the call until it is
+   * decided, recording the request and the decision. Returns the approval it ran under, or the
+   * refusal to send (recorded).
+   */
+  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
+    const cap = d.cap;
+    const refuse = async (exit: number, reason: string, extra: Record<string, unknown> = {}) => {
+      const reply = result(exit, "", `${cap}: ${reason}\n`);
+      await this.audit.append({ agent: c.agent, kind: "deny", cap, fields: { conn: c.id, stage: "approval", exit, reason, args_sha256: digest, ...extra }, raw: reply });
+      return { refused: reply };
+    };
+    if (this.approvals.count(c.agent) >= MAX_PENDING_PER_AGENT) {
+      return await refuse(Exit.temporary, `too many calls of agent '${c.agent}' wait for approval (at most ${MAX_PENDING_PER_AGENT})`);
+    }
+    const risk = d.capability.schema["x-vivary-risk"];
+    const target = d.capability.target?.(d.args, d.grant.scopes) ?? "-";
+    const approval = d.grant.approval!;
+    const { view, decided } = this.approvals.request({ agent: c.agent, cap, risk, target, args: d.args, argsDigest: digest, conn: c.id }, approval);
+    await this.audit.append({
+      agent: c.agent,
+      kind: "approval-request",
+      cap,
+      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}) },
+      raw,
+    });
+    const v: Verdict = await decided;
+    const decision = { conn: c.id, id: view.id, decision: v.decision, by: v.by, ...(v.who ? { who: v.who } : {}), ...("reason" in v ? { reason: v.reason } : {}), request_sha256: view.request_sha256 };
+    await this.audit.append({ agent: c.agent, kind: "approval", cap, fields: decision });
+    if (v.decision === "approve") return { id: view.id, request: view.request_sha256 };
+    return await refuse(v.exit, v.reason, { approval: view.id });
   }
 
   /**

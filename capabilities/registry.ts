@@ -10,5 +10,5 @@ export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new M
 
 /** What the policy loader needs to know of each capability. */
 export const CATALOG: Catalog = new Map(
-  [...CAPABILITIES].map(([name, c]) => [name, { scopes: c.schema["x-vivary-scopes"] }]),
+  [...CAPABILITIES].map(([name, c]) => [name, { scopes: c.schema["x-vivary-scopes"], risk: c.schema["x-vivary-risk"] }]),
 );

@@ -41,6 +41,8 @@ async function brokerPid(sock: string): Promise<number | null> {
  */
 class OwnBrokers {
   private procs: Bun.Subprocess[] = [];
+  /** Set when the run ends: nothing more is started, and what was started is stopped. */
+  private closed = false;
 
   constructor(private readonly o: RunOptions) {}
 
@@ -54,9 +56,14 @@ class OwnBrokers {
     let proc: Bun.Subprocess | null = null;
     let exited: number | null = null;
     while (performance.now() < deadline) {
+      if (this.closed) {
+        proc?.kill("SIGTERM");
+        throw new VivError(Exit.unavailable, "the run ended");
+      }
       const answer = await brokerPid(sock);
       if (answer !== null && answer === proc?.pid) {
         this.procs.push(proc);
+        if (this.closed) proc.kill("SIGTERM");
         pipeStderr(proc);
         return answer;
       }
@@ -94,6 +101,7 @@ class OwnBrokers {
   }
 
   async stopAll() {
+    this.closed = true;
     for (const p of this.procs) p.kill("SIGTERM");
     await Promise.all(this.procs.map((p) => p.exited));
   }

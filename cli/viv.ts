@@ -9,6 +9,7 @@ import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
 import { resolvePolicyPath, resolveStateDir, stateLayout } from "../lib/paths.ts";
 import { loadPolicy, PolicyError } from "../policy/load.ts";
 import { runAgent } from "./run.ts";
+import { watchApprovals, pendingLine } from "./approvals.ts";
 
 const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
@@ -56,6 +57,62 @@ class KillCommand extends Command {
   }
 }
 
+/** Who decides, as recorded: the user behind sudo, else the login name, else the uid. */
+const operatorName = () => process.env.SUDO_USER || process.env.USER || `uid ${process.getuid?.()}`;
+
+class ApprovalsCommand extends Command {
+  static override paths = [["approvals"]];
+  static override usage = Command.Usage({
+    description: "list the calls waiting for an operator's decision",
+    details: "One line per pending call: its id, agent, capability, risk, target and every argument, escaped (control characters, ANSI and bidi marks are shown, never interpreted). With --watch: a live console on a terminal, or new and settled calls as lines when not on a terminal.",
+    examples: [
+      ["List pending calls", "$0 approvals"],
+      ["Watch them and decide", "$0 approvals --watch"],
+    ],
+  });
+  json = Option.Boolean("--json", false, { description: "print NDJSON, one pending call per line" });
+  watch = Option.Boolean("--watch", false, { description: "keep watching; a console on a terminal" });
+  state = stateOption();
+
+  async execute() {
+    const sock = stateLayout(resolveStateDir(this.state)).operatorSocket;
+    if (this.watch) return watchApprovals(sock, { json: this.json, operator: operatorName() });
+    const r = await operatorRequest(sock, { op: "approvals" });
+    for (const p of r.pending) this.context.stdout.write(`${this.json ? JSON.stringify(p) : pendingLine(p)}\n`);
+  }
+}
+
+class ApproveCommand extends Command {
+  static override paths = [["approve"]];
+  static override usage = Command.Usage({
+    description: "approve one pending call; it then runs, once",
+    examples: [["Approve the call with id 3f9a0c1b2d4e", "$0 approve 3f9a0c1b2d4e"]],
+  });
+  id = Option.String({ name: "ID" });
+  state = stateOption();
+
+  async execute() {
+    const r = await operatorRequest(stateLayout(resolveStateDir(this.state)).operatorSocket, { op: "approve", id: this.id, operator: operatorName() });
+    if (!r.ok) throw new VivError(r.exit ?? Exit.internal, r.error);
+  }
+}
+
+class DenyCommand extends Command {
+  static override paths = [["deny"]];
+  static override usage = Command.Usage({
+    description: "deny one pending call; the agent's call exits 77 with the reason",
+    examples: [["Deny with a reason", "$0 deny 3f9a0c1b2d4e --reason 'not that file'"]],
+  });
+  id = Option.String({ name: "ID" });
+  reason = Option.String("--reason", { description: "why, shown to the agent and recorded" });
+  state = stateOption();
+
+  async execute() {
+    const r = await operatorRequest(stateLayout(resolveStateDir(this.state)).operatorSocket, { op: "deny", id: this.id, reason: this.reason, operator: operatorName() });
+    if (!r.ok) throw new VivError(r.exit ?? Exit.internal, r.error);
+  }
+}
+
 class PolicyCheckCommand extends Command {
   static override paths = [["policy", "check"]];
   static override usage = Command.Usage({
@@ -67,6 +124,7 @@ class PolicyCheckCommand extends Command {
   async execute() {
     try {
       const p = loadPolicy(this.path, CATALOG);
+      for (const w of p.warnings) this.context.stderr.write(`viv: warning: ${w}\n`);
       this.context.stdout.write(`${this.path}: ok: ${p.agents.size} agent${p.agents.size === 1 ? "" : "s"}, policy ${p.digest.slice(0, 12)}\n`);
       return Exit.ok;
     } catch (e) {
@@ -91,4 +149,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, PolicyCheckCommand, CapsCommand], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand], argv);

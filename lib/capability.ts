@@ -44,6 +44,8 @@ export interface Capability<A = Args, R = unknown> {
   authorize(args: A, scopes: Scopes): string | null;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
   run(args: A, scopes: Scopes): R | Promise<R>;
+  /** Optional: what the call acts on, resolved under its scope, for an operator deciding on it. */
+  target?(args: A, scopes: Scopes): string;
   /**
    * Optional: after a crash, removes what an interrupted run of this call can have left on the
    * host (confined like run); returns a short note for the record.

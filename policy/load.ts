@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import type { AgentPolicy, Backend, Catalog, Grant, Limits, Policy, Rate } from "./model.ts";
+import { RISKS, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Rate, type Risk } from "./model.ts";
 import { refuseBroadDirectory } from "./scope.ts";
 
 export class PolicyError extends Error {
@@ -23,6 +23,10 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
 };
 
+/** A critical capability's approval when its grant names none. */
+export const DEFAULT_APPROVAL_MS = 5 * 60_000;
+const MAX_APPROVAL_MS = 24 * 3_600_000;
+
 const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PER_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
 const SIZE: Record<string, number> = { K: 1 << 10, M: 1 << 20, G: 1 << 30 };
@@ -36,9 +40,13 @@ export function agentUid(name: string): number {
 
 class Problems {
   list: string[] = [];
+  warnings: string[] = [];
   constructor(private file: string) {}
   at(node: Node, msg: string) {
     this.list.push(`${this.file}:${lineOf(node)}: ${msg}`);
+  }
+  warn(node: Node, msg: string) {
+    this.warnings.push(`${this.file}:${lineOf(node)}: ${msg}`);
   }
   where(node: Node) {
     return `${this.file}:${lineOf(node)}`;
@@ -85,6 +93,24 @@ function size(v: unknown): number | null {
   return m ? Number(m[1]) * SIZE[m[2]!]! : null;
 }
 
+/** `approval timeout="5m" [via="/abs/program"]`, or `approval "never"`. */
+function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }) {
+  if (!noChildren(p, c) || !onlyProps(p, c, ["timeout", "via"])) return;
+  if (g.approval || optOut.never) return void p.at(c, "'approval' is given twice");
+  if (c.values.length === 1 && c.values[0] === "never" && Object.keys(c.properties).length === 0) {
+    optOut.never = true;
+    return;
+  }
+  if (c.values.length) return void p.at(c, `'approval' takes timeout= (and via=), or the one value "never"`);
+  const { timeout, via } = c.properties;
+  const ms = duration(timeout ?? "5m");
+  if (ms === null || ms > MAX_APPROVAL_MS) return void p.at(c, `approval timeout '${timeout}' is not a duration from "1s" to "24h"`);
+  if (via !== undefined && (typeof via !== "string" || !via.startsWith("/") || via.includes("\0"))) {
+    return void p.at(c, `approval via '${via}' must be an absolute path to a program`);
+  }
+  g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
+}
+
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
   if (!onlyArgs(p, n, 1, "one capability name")) return null;
   const cap = n.values[0] as string;
@@ -95,6 +121,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
   }
   const g: Grant = { cap, scopes: {}, where: p.where(n) };
   const named = new Set<string>();
+  const optOut = { never: false };
   for (const c of n.children) {
     if (c.name === "rate") {
       if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) continue;
@@ -107,7 +134,9 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
       } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
-    } else if (c.name === "approval" || c.name === "credential") {
+    } else if (c.name === "approval") {
+      loadApproval(p, c, g, optOut);
+    } else if (c.name === "credential") {
       p.at(c, `'${c.name}' is not available for '${cap}' in this version of vivary`);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
@@ -117,12 +146,16 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = [...facts.scopes, "rate"].map((k) => `'${k}'`).join(", ");
+      const kinds = [...facts.scopes, "rate", "approval"].map((k) => `'${k}'`).join(", ");
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }
   for (const kind of facts.scopes) {
     if (!named.has(kind)) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
+  }
+  if (facts.risk === "critical") {
+    if (optOut.never) p.warn(n, `grant '${cap}' (risk critical) opts out of approval: its calls run without an operator`);
+    else g.approval ??= { timeoutMs: DEFAULT_APPROVAL_MS };
   }
   return g;
 }
@@ -178,6 +211,13 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         a.limits = l;
         break;
       }
+      case "max-risk": {
+        if (!noChildren(p, c) || !onlyArgs(p, c, 1, `one of ${RISKS.map((r) => `"${r}"`).join(", ")}`)) break;
+        const v = c.values[0] as Risk;
+        if (!RISKS.includes(v)) p.at(c, `max-risk '${v}' is not one of ${RISKS.map((r) => `"${r}"`).join(", ")}`);
+        else a.maxRisk = v;
+        break;
+      }
       case "grant": {
         const g = loadGrant(p, c, catalog);
         if (!g) break;
@@ -186,7 +226,15 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         break;
       }
       default:
-        p.at(c, `unknown node '${c.name}' in agent '${name}' (expected 'workspace', 'backend', 'limits', 'grant')`);
+        p.at(c, `unknown node '${c.name}' in agent '${name}' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')`);
+    }
+  }
+  if (a.maxRisk) {
+    for (const g of a.grants.values()) {
+      const risk = catalog.get(g.cap)!.risk;
+      if (RISKS.indexOf(risk) > RISKS.indexOf(a.maxRisk) && !g.approval) {
+        p.list.push(`${g.where}: grant '${g.cap}' (risk ${risk}) is above max-risk "${a.maxRisk}" of agent '${name}' and does not require approval`);
+      }
     }
   }
   return a;
@@ -207,6 +255,7 @@ function policyFiles(path: string): string[] {
 export function loadPolicyText(sources: { file: string; text: string }[], catalog: Catalog): Policy {
   const agents = new Map<string, AgentPolicy>();
   const problems: string[] = [];
+  const warnings: string[] = [];
   const hash = new Bun.CryptoHasher("sha256");
   for (const { file, text } of sources) {
     hash.update(`${basename(file)}\0${text}\0`);
@@ -228,6 +277,7 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
       else agents.set(a.name, a);
     }
     problems.push(...p.list);
+    warnings.push(...p.warnings);
   }
   const byUid = new Map<number, string>();
   for (const a of agents.values()) {
@@ -236,7 +286,7 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
     byUid.set(a.uid, a.name);
   }
   if (problems.length) throw new PolicyError(problems);
-  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents };
+  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents, warnings };
 }
 
 /** Reads a policy file or directory and validates it. Throws PolicyError (unreadable included). */

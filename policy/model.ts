@@ -9,11 +9,23 @@ export interface Rate {
   perMs: number;
 }
 
+export type Risk = "low" | "medium" | "high" | "critical";
+export const RISKS: readonly Risk[] = ["low", "medium", "high", "critical"];
+
+/** Each call waits for a decision: an operator's, or the `via` program's, within the timeout. */
+export interface Approval {
+  timeoutMs: number;
+  /** Absolute path of a host program that gets the request as JSON on stdin and answers by exit status. */
+  via?: string;
+}
+
 export interface Grant {
   cap: string;
   /** Scope values by kind, e.g. { path: ["/srv/reports"] }. Kinds are the capability's own. */
   scopes: Record<string, string[]>;
   rate?: Rate;
+  /** Absent: no approval. A critical capability gets one unless the grant says approval "never". */
+  approval?: Approval;
   where: string;
 }
 
@@ -31,6 +43,8 @@ export interface AgentPolicy {
   backend: Backend;
   limits: Limits;
   grants: Map<string, Grant>;
+  /** Grants above this risk are refused at load unless they require approval. */
+  maxRisk?: Risk;
   where: string;
 }
 
@@ -39,10 +53,13 @@ export interface Policy {
   /** sha256 over the files' names and bytes: which policy a record was decided under. */
   digest: string;
   agents: Map<string, AgentPolicy>;
+  /** Valid but worth a look (an approval opt-out on a critical capability): `viv policy check` prints them. */
+  warnings: string[];
 }
 
 /** What the loader needs to know of each capability; supplied by the capability registry. */
 export interface CapabilityFacts {
   scopes: readonly string[];
+  risk: Risk;
 }
 export type Catalog = ReadonlyMap<string, CapabilityFacts>;

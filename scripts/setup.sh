@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils)
+packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -33,6 +33,10 @@ export const fsFileWrite: Capability<FsFileWriteInput, FsFileWriteResult> = {
       throw e instanceof EscapeAttempt ? new EscapeAttempt(message) : new VivError(e.code, message);
     }
   },
+  target(args, scopes) {
+    const m = matchPath(args.path, scopes.path ?? []);
+    return m.ok ? `${args.path} (under granted ${m.root})` : args.path;
+  },
   recover(args, scopes) {
     const m = matchPath(args.path, scopes.path ?? []);
     if (!m.ok) return "no cleanup: the path is not granted now";
