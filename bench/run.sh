@@ -9,6 +9,8 @@
 # state directory goes; its filesystem is what is measured), BENCH_KEEP=1 keeps that directory.
 # See bench/README.md for what each figure measures.
 set -euo pipefail
+# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
