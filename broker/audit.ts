@@ -148,6 +148,16 @@ export class AuditStore {
     return out.reverse();
   }
 
+  /** The records written at or after `sinceIso`, oldest first; read backwards from the head. */
+  recentRecords(sinceIso: string): Array<{ ts: string; agent: string; kind: string; cap: string; fields: Record<string, unknown> }> {
+    const out = [];
+    for (const r of this.db.query("SELECT ts, agent, kind, cap, fields FROM records ORDER BY seq DESC").iterate() as Iterable<{ ts: string; agent: string; kind: string; cap: string; fields: string }>) {
+      if (r.ts < sinceIso) break;
+      out.push({ ...r, fields: JSON.parse(r.fields) as Record<string, unknown> });
+    }
+    return out.reverse();
+  }
+
   close() {
     if (this.closed) return;
     this.flush();

@@ -81,7 +81,30 @@ export class Broker {
   }
 
   start() {
+    this.restoreBudgets();
     for (const agent of this.policy.agents.values()) this.listen(agent);
+  }
+
+  /**
+   * Budgets are state: rebuilds each grant's rate bucket from the calls of the last period that
+   * took a token (an intent that needed no approval, an approval request, or a call refused for
+   * too many waiting approvals), as the log shows them.
+   */
+  private restoreBudgets() {
+    const rated = [...this.policy.agents.values()].flatMap((a) => [...a.grants.values()].filter((g) => g.rate).map((g) => ({ agent: a.name, grant: g })));
+    if (rated.length === 0) return;
+    const longest = Math.max(...rated.map((r) => r.grant.rate!.perMs));
+    const taken = new Map<string, number[]>();
+    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString())) {
+      const tookToken =
+        (r.kind === "call" && r.fields.approval === undefined) ||
+        r.kind === "approval-request" ||
+        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
+      if (!tookToken) continue;
+      const key = `${r.agent}\0${r.cap}`;
+      taken.set(key, [...(taken.get(key) ?? []), Date.parse(r.ts)]);
+    }
+    for (const { agent, grant } of rated) this.limiter.replay(`${agent}\0${grant.cap}`, grant.rate!, taken.get(`${agent}\0${grant.cap}`) ?? []);
   }
 
   /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */

@@ -175,3 +175,28 @@ check_log() {
   run -0 "$VIV_ROOT/test/soak/crash-loop.sh" 20
   [[ "${lines[-1]}" == *" temporaries=0 open=0 verify=ok" ]]
 }
+
+@test "a broker restart refills no rate budget" {
+  cat >"$POLICY" <<KDL
+agent "alpha" {
+    grant "fs-file-write" {
+        path "$HOST/alpha"
+        rate 3 per="hour"
+    }
+}
+KDL
+  start_broker
+  local i
+  for i in 1 2 3; do run -0 viv run --agent alpha -- fs-file-write --path "$HOST/alpha/r$i" --content x; done
+  run -75 viv run --agent alpha -- fs-file-write --path "$HOST/alpha/r4" --content x
+  stop_broker
+  start_broker
+  run -75 --separate-stderr viv run --agent alpha -- fs-file-write --path "$HOST/alpha/r5" --content x
+  [ "$stderr" = "fs-file-write: rate limit of 3 calls per hour reached" ]
+  [ ! -e "$HOST/alpha/r5" ]
+  # A crash refills nothing either.
+  kill -KILL "$BROKER_PID"
+  BROKER_PID=""
+  start_broker
+  run -75 viv run --agent alpha -- fs-file-write --path "$HOST/alpha/r6" --content x
+}
