@@ -24,21 +24,36 @@ const MAX_REASON = 500;
 function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknown {
   const agent = req.agent ? broker.agents.get(req.agent) : undefined;
   switch (req.op) {
-    case "ps":
+    case "ps": {
+      const pending = broker.approvals.list();
       return {
         ok: true,
         pid: process.pid,
-        agents: [...broker.agents.values()].map((a) => ({ name: a.name, uid: a.uid, connections: broker.connections(a.name), caps: [...a.grants.keys()] })),
+        policy: broker.policyDigest,
+        started: new Date(broker.startedAt).toISOString(),
+        agents: [...broker.agents.values()].map((a) => ({
+          name: a.name,
+          uid: a.uid,
+          connections: broker.connections(a.name),
+          jails: broker.jailsOf(a.name),
+          ...broker.countsOf(a.name),
+          pending: pending.filter((p) => p.agent === a.name).length,
+          killed: broker.killedBy(a.name) ?? null,
+          caps: [...a.grants.keys()],
+        })),
       };
+    }
     case "agent":
       if (!agent) return { ok: false, exit: 77, error: `agent '${req.agent}' is not in the policy` };
       return {
         ok: true,
+        killed: broker.killedBy(agent.name) ?? null,
+        policy: broker.policyDigest,
         agent: { name: agent.name, uid: agent.uid, workspace: agent.workspace ?? null, backend: agent.backend, limits: agent.limits, caps: capabilityList(agent).capabilities.map((c) => c.name) },
       };
     case "kill":
       if (!agent) return { ok: false, exit: 77, error: `agent '${req.agent}' is not in the policy` };
-      return broker.kill(agent.name, "operator").then(() => ({ ok: true }));
+      return broker.kill(agent.name, "operator", typeof req.reason === "string" && req.reason ? req.reason.slice(0, MAX_REASON) : undefined).then(() => ({ ok: true }));
     case "jail-start":
     case "jail-end":
       if (!agent || !Number.isInteger(req.pid)) return { ok: false, exit: 64, error: "jail-start needs agent and pid" };

@@ -55,7 +55,10 @@ export class Broker {
   private nextConn: number;
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
-  private killed = new Set<string>();
+  private killed = new Map<string, { by: string; reason: string }>();
+  /** Per agent since this broker started: intents recorded, and calls refused. */
+  private counts = new Map<string, { calls: number; denials: number }>();
+  readonly startedAt = Date.now();
   /** Calls accepted and not yet answered; a stop waits for them (drain). */
   private inFlight = 0;
   private draining = false;
@@ -70,6 +73,10 @@ export class Broker {
     private readonly stubPath: string,
   ) {
     this.nextConn = audit.head.seq + 1;
+  }
+
+  get policyDigest(): string {
+    return this.policy.digest;
   }
 
   get agents(): ReadonlyMap<string, AgentPolicy> {
@@ -134,10 +141,29 @@ export class Broker {
   }
 
   /** The kill switch: closes the agent's socket and connections and ends its jails. */
-  async kill(agent: string, by: string) {
-    this.killed.add(agent);
+  /** Who stopped an agent with the kill switch, and why; undefined while it is not stopped. */
+  killedBy(agent: string) {
+    return this.killed.get(agent);
+  }
+
+  jailsOf(agent: string): number[] {
+    return [...(this.jails.get(agent) ?? [])];
+  }
+
+  countsOf(agent: string) {
+    return this.counts.get(agent) ?? { calls: 0, denials: 0 };
+  }
+
+  private count(agent: string, what: "calls" | "denials") {
+    const c = this.counts.get(agent) ?? { calls: 0, denials: 0 };
+    c[what]++;
+    this.counts.set(agent, c);
+  }
+
+  async kill(agent: string, by: string, reason = "stopped by the operator") {
+    this.killed.set(agent, { by, reason });
     this.approvals.settleAll(agent, { decision: "kill", by, reason: `agent '${agent}' was stopped by the kill switch`, exit: Exit.denied });
-    await this.audit.append({ agent, kind: "kill", fields: { by, jails: [...(this.jails.get(agent) ?? [])] } });
+    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: [...(this.jails.get(agent) ?? [])] } });
     for (const pid of this.jails.get(agent) ?? []) {
       try {
         process.kill(pid, "SIGKILL");
@@ -339,12 +365,16 @@ export class Broker {
       await this.audit.append({ agent: c.agent, kind: "help", cap, fields: { conn: c.id }, raw: concat(raw, reply) });
     } else if (d.type === "refuse") {
       const r = d.refusal;
+      this.count(c.agent, "denials");
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
       const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
-      if (gate && "refused" in gate) reply = gate.refused;
-      else {
+      if (gate && "refused" in gate) {
+        reply = gate.refused;
+        this.count(c.agent, "denials");
+      } else {
+        this.count(c.agent, "calls");
         const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
         await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval }, raw });
         reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);

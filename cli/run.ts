@@ -11,6 +11,8 @@ import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
 import { stateLayout } from "../lib/paths.ts";
+import { CATALOG } from "../capabilities/registry.ts";
+import { loadPolicy } from "../policy/load.ts";
 
 export interface RunOptions {
   agent: string;
@@ -100,10 +102,30 @@ class OwnBrokers {
     throw new VivError(Exit.unavailable, "the broker did not start in time");
   }
 
+  get startedAny(): boolean {
+    return this.procs.length > 0;
+  }
+
   async stopAll() {
     this.closed = true;
     for (const p of this.procs) p.kill("SIGTERM");
     await Promise.all(this.procs.map((p) => p.exited));
+  }
+}
+
+/**
+ * A broker that was already running serves its own policy: if PATH now holds another one, say so
+ * rather than run the agent under rules the operator did not mean (exit 78).
+ */
+function refuseOtherPolicy(o: RunOptions, pid: number, r: Record<string, any>) {
+  let digest: string;
+  try {
+    digest = loadPolicy(o.policy, CATALOG).digest;
+  } catch {
+    return; // an unloadable file is not what the broker serves either way; the broker's policy applies
+  }
+  if (r.policy && digest !== r.policy) {
+    throw new VivError(Exit.config, `the broker serving '${o.state}' (pid ${pid}) runs policy ${String(r.policy).slice(0, 12)}, not '${o.policy}' (${digest.slice(0, 12)}); reload it with 'kill -HUP ${pid}', or stop it`);
   }
 }
 
@@ -171,6 +193,8 @@ export async function runAgent(o: RunOptions): Promise<number> {
       if (r === null) brokerAtStart = await brokers.ensure();
     }
     if (!r.ok) throw new VivError(r.exit ?? Exit.denied, r.error);
+    if (r.killed) throw new VivError(Exit.denied, `agent '${o.agent}' was stopped by the kill switch (${r.killed.reason}); it runs again after the broker restarts`);
+    if (!brokers.startedAny) refuseOtherPolicy(o, brokerAtStart, r);
     const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; timeoutMs?: number } };
     const backend = o.backend ?? agent.backend;
     if (backend === "nspawn") throw new VivError(Exit.unavailable, "the nspawn backend is not available yet; use --backend bwrap");
@@ -195,6 +219,11 @@ export async function runAgent(o: RunOptions): Promise<number> {
       await jail.exited;
       process.stderr.write(`viv: no broker served '${o.state}' for ${BROKER_GRACE_MS / 1000} s; ended the jail of agent '${agent.name}'\n`);
       return Exit.unavailable;
+    }
+    const after = await operatorRequest(L.operatorSocket, { op: "agent", agent: agent.name }).catch(() => null);
+    if (after?.killed) {
+      process.stderr.write(`viv: the kill switch ended the jail of agent '${agent.name}' (${after.killed.reason})\n`);
+      return Exit.denied;
     }
     await operatorRequest(L.operatorSocket, { op: "jail-end", agent: agent.name, pid: jail.pid }).catch(() => {});
     if (ended.timedOut) {

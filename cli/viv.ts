@@ -33,26 +33,39 @@ class RunCommand extends Command {
 
 class PsCommand extends Command {
   static override paths = [["ps"]];
-  static override usage = Command.Usage({ description: "show the broker serving STATE and its agents; exits 69 when none runs" });
+  static override usage = Command.Usage({
+    description: "show the broker serving STATE and its agents; exits 69 when none runs",
+    details: "One line for the broker (pid, start time, policy digest), then one per agent: uid, open connections, running jails, calls run and refused since the broker started, calls waiting for approval, whether the kill switch stopped it, and its capabilities.",
+  });
+  json = Option.Boolean("--json", false, { description: "print the same as one JSON object" });
   state = stateOption();
 
   async execute() {
     const sock = stateLayout(resolveStateDir(this.state)).operatorSocket;
     if (!(await brokerAlive(sock))) throw new VivError(Exit.unavailable, "no broker serves this state directory");
     const r = await operatorRequest(sock, { op: "ps" });
-    this.context.stdout.write(`broker pid=${r.pid}\n`);
-    for (const a of r.agents) this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} caps=${a.caps.join(",")}\n`);
+    if (this.json) return void this.context.stdout.write(`${JSON.stringify({ pid: r.pid, started: r.started, policy: r.policy, agents: r.agents })}\n`);
+    const uptime = Math.round((Date.now() - Date.parse(r.started)) / 1000);
+    this.context.stdout.write(`broker pid=${r.pid} uptime=${uptime}s policy=${String(r.policy).slice(0, 12)}\n`);
+    for (const a of r.agents) {
+      const killed = a.killed ? ` killed_by=${a.killed.by}` : "";
+      this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} jails=${a.jails.join(",") || "-"} calls=${a.calls} denials=${a.denials} pending=${a.pending}${killed} caps=${a.caps.join(",")}\n`);
+    }
   }
 }
 
 class KillCommand extends Command {
   static override paths = [["kill"]];
-  static override usage = Command.Usage({ description: "the kill switch: end an agent's jails and revoke its socket" });
+  static override usage = Command.Usage({
+    description: "the kill switch: end an agent's jails, deny its waiting calls and revoke its socket until the broker restarts",
+    examples: [["Stop the agent 'researcher'", "$0 kill researcher --reason 'runaway loop'"]],
+  });
   agent = Option.String({ name: "agent" });
+  reason = Option.String("--reason", { description: "why, recorded with the kill" });
   state = stateOption();
 
   async execute() {
-    const r = await operatorRequest(stateLayout(resolveStateDir(this.state)).operatorSocket, { op: "kill", agent: this.agent });
+    const r = await operatorRequest(stateLayout(resolveStateDir(this.state)).operatorSocket, { op: "kill", agent: this.agent, reason: this.reason });
     if (!r.ok) throw new VivError(r.exit ?? Exit.internal, r.error);
   }
 }

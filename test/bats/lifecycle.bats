@@ -34,7 +34,7 @@ teardown() {
   stop_broker
 }
 
-broker_pid() { viv ps 2>/dev/null | sed -n 's/^broker pid=\([0-9]*\)$/\1/p'; }
+broker_pid() { viv ps 2>/dev/null | sed -n 's/^broker pid=\([0-9]*\) .*/\1/p'; }
 serving_other_than() { local p; p=$(broker_pid); [ -n "$p" ] && [ "$p" != "$1" ]; }
 acked() { { cat "$BATS_TEST_TMPDIR"/ws/*/acked 2>/dev/null || true; } | wc -l; }
 more_acked_than() { [ "$(acked)" -gt "$1" ]; }

@@ -46,7 +46,7 @@ while [ ! -e /workspace/stop ]; do
 done'
 
 acked() { { cat "$TMP/ws/alpha/acked" "$TMP/ws/beta/acked" 2>/dev/null || true; } | wc -l; }
-broker_pid() { viv ps --state "$STATE" 2>/dev/null | sed -n 's/^broker pid=\([0-9]*\)$/\1/p'; }
+broker_pid() { viv ps --state "$STATE" 2>/dev/null | sed -n 's/^broker pid=\([0-9]*\) .*/\1/p'; }
 
 # wait_until SECONDS CMD...: polls CMD every 10 ms.
 wait_until() {
