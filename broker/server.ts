@@ -4,17 +4,20 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import type { Args, Capability, Scopes } from "../lib/capability.ts";
+import type { Args, CallContext, Capability, Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
-import { stateLayout } from "../lib/paths.ts";
+import { resolveVaultKeyPath, stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
+import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
-import { argvDigest, decide } from "./pipeline.ts";
+import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { scrub } from "./scrub.ts";
+import { Vault } from "./vault.ts";
 
 export const LIMITS = {
   helloMs: 2_000,
@@ -54,6 +57,8 @@ export class Broker {
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Set<string>();
+  /** The vault, opened for each call that needs a secret: read afresh, so `viv secret rm` holds at once. */
+  private vault = () => new Vault(this.state, resolveVaultKeyPath());
 
   constructor(
     private policy: Policy,
@@ -260,7 +265,9 @@ export class Broker {
     const c = s.data;
     const agent = this.policy.agents.get(c.agent);
     if (!agent) return void s.end();
-    const d = decide(agent, cap, argv, this.limiter);
+    let d: Decision = decide(agent, cap, argv, this.limiter);
+    const cred = d.type === "run" ? resolveCredentials(this.policy, d, this.vault) : null;
+    if (cred?.type === "refuse") d = { type: "refuse", cap, refusal: cred.refusal };
     const digest = argvDigest(argv);
     let reply: Uint8Array;
     if (d.type === "help") {
@@ -271,8 +278,9 @@ export class Broker {
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
-      reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
+      const ready = cred?.type === "ready" ? cred : { context: {}, fields: {}, basicUsers: [] };
+      await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...ready.fields }, raw });
+      reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest, ready.context, ready.basicUsers);
     }
     c.callInFlight = false;
     if (!c.closing) {
@@ -284,23 +292,29 @@ export class Broker {
   /**
    * Runs an authorized built-in call and records its outcome before the reply goes out. A
    * built-in is bounded by its own limits (size, confined syscalls), so it runs to completion:
-   * the outcome recorded is always what happened.
+   * the outcome recorded is always what happened. Output of a call that held a secret is
+   * scrubbed of it (broker/scrub.ts) before it is recorded or sent, and the record says how often.
    */
-  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
+  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, context: CallContext = {}, basicUsers: string[] = []): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
     try {
-      stdout = `${JSON.stringify(await capability.run(args, scopes))}\n`;
+      stdout = `${JSON.stringify(await capability.run(args, scopes, context))}\n`;
     } catch (e) {
       const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
     }
+    const scrubbed = context.secret ? scrub([stdout, stderr], context.secret.reveal(), basicUsers) : null;
+    if (scrubbed) [stdout, stderr] = scrubbed.texts as [string, string];
     const reply = result(exit, stdout, stderr);
-    const fields = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    const fields = {
+      ...(escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit }),
+      ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
+    };
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }

@@ -9,6 +9,7 @@ import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
 import { resolvePolicyPath, resolveStateDir, stateLayout } from "../lib/paths.ts";
 import { loadPolicy, PolicyError } from "../policy/load.ts";
 import { runAgent } from "./run.ts";
+import { SECRET_COMMANDS } from "./secret.ts";
 
 const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
@@ -91,4 +92,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, PolicyCheckCommand, CapsCommand], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS], argv);
