@@ -4,7 +4,9 @@
 // way: raw; base64, standard and URL-safe, padded or not, at each of the three byte alignments it
 // can have inside a longer encoded text; the base64 of USER:SECRET of HTTP basic auth; hex in
 // either case; percent-encoding (URI component and form style, either hex case); and JSON string
-// escaping. Pure: no I/O; the count of cuts is what the broker records.
+// escaping. Pure: no I/O; the count of cuts is what the broker records. An error line is
+// shortened only after it is scrubbed, never before: a secret cut in half is no longer
+// recognizable.
 
 export const REDACTED = "[secret scrubbed]";
 
@@ -85,4 +87,15 @@ export function scrub(texts: readonly string[], secret: string, basicUsers: read
     return s;
   });
   return { texts: out, count };
+}
+
+/** An error line of a call that held a secret is at most this long, once scrubbed. */
+export const MAX_ERROR_CHARS = 1000;
+
+/** Scrubs a call's stdout and stderr, then shortens stderr visibly to MAX_ERROR_CHARS. */
+export function scrubOutput(stdout: string, stderr: string, secret: string, basicUsers: readonly string[] = []): { stdout: string; stderr: string; count: number } {
+  const r = scrub([stdout, stderr], secret, basicUsers);
+  let err = r.texts[1]!;
+  if (err.length > MAX_ERROR_CHARS) err = `${err.slice(0, MAX_ERROR_CHARS).trimEnd()}…(${err.length} chars)${err.endsWith("\n") ? "\n" : ""}`;
+  return { stdout: r.texts[0]!, stderr: err, count: r.count };
 }

@@ -16,7 +16,7 @@ import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
-import { scrub } from "./scrub.ts";
+import { scrubOutput } from "./scrub.ts";
 import { Vault } from "./vault.ts";
 
 export const LIMITS = {
@@ -308,8 +308,8 @@ export class Broker {
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
     }
-    const scrubbed = context.secret ? scrub([stdout, stderr], context.secret.reveal(), basicUsers) : null;
-    if (scrubbed) [stdout, stderr] = scrubbed.texts as [string, string];
+    const scrubbed = context.secret ? scrubOutput(stdout, stderr, context.secret.reveal(), basicUsers) : null;
+    if (scrubbed) ({ stdout, stderr } = scrubbed);
     const reply = result(exit, stdout, stderr);
     const fields = {
       ...(escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit }),

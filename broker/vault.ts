@@ -151,10 +151,10 @@ export class Vault {
 
   /** Opens one secret. Throws a VivError that names the id and why, never the value. */
   get(id: string): Secret {
-    const key = this.key(false);
-    const v = this.read(key);
-    const s = v.secrets[id];
+    const s = this.read(null).secrets[id];
     if (!s) throw unavailable(`secret '${id}' is not in the vault`);
+    const key = this.key(false);
+    this.read(key);
     try {
       const d = createDecipheriv("aes-256-gcm", key, Buffer.from(s.nonce, "base64")).setAAD(aad(id));
       d.setAuthTag(Buffer.from(s.tag, "base64"));

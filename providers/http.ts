@@ -50,8 +50,11 @@ export async function httpRequest(provider: string, url: string, init: { method:
   return { status: res.status, contentType: res.headers.get("content-type") ?? "", text: new TextDecoder().decode(Buffer.concat(chunks)) };
 }
 
-/** Text from a remote party made fit for a one-line error: no control characters, bounded. */
-export function oneLine(s: string, max = 200): string {
-  const flat = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").trim();
-  return flat.length > max ? `${flat.slice(0, max)}…` : flat;
+/**
+ * Text from a remote party made fit for a one-line error: no control characters. It is not
+ * shortened here: the broker scrubs secrets first and shortens after, so a cut can never leave
+ * part of a secret that the scrubber would no longer recognize.
+ */
+export function oneLine(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ").trim();
 }

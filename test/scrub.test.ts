@@ -2,7 +2,7 @@
 // is cut, inside longer text and at every base64 alignment, and the count says how many; text
 // that only resembles the secret (negative controls) is left exactly as it was.
 import { describe, expect, test } from "bun:test";
-import { REDACTED, scrub, secretForms } from "../broker/scrub.ts";
+import { REDACTED, scrub, scrubOutput, secretForms } from "../broker/scrub.ts";
 
 const SECRET = "canary-9f8e7d6c5b4a/+?&= ü\"\\";
 const USER = "AC0123456789abcdef0123456789abcdef";
@@ -84,4 +84,18 @@ test("forms too short to tell from ordinary text are not looked for", () => {
 test("longer forms are cut before the shorter ones they contain", () => {
   const forms = secretForms(SECRET, [USER]);
   for (let i = 1; i < forms.length; i++) expect(forms[i - 1]!.length).toBeGreaterThanOrEqual(forms[i]!.length);
+});
+
+test("an error line is scrubbed before it is shortened, so no part of the secret survives the cut", () => {
+  const hex = Buffer.from(SECRET).toString("hex");
+  const err = `messaging-message-send: ${"x".repeat(980)} ${hex} (HTTP 400)\n`;
+  const r = scrubOutput("", err, SECRET);
+  expect(r.count).toBe(1);
+  const scrubbedLength = err.length - hex.length + REDACTED.length;
+  expect(r.stderr).toBe(`${`messaging-message-send: ${"x".repeat(980)} ${REDACTED}`.slice(0, 1000)}…(${scrubbedLength} chars)\n`);
+  expect(r.stderr).not.toContain(hex.slice(0, 8));
+});
+
+test("a short error line is not shortened", () => {
+  expect(scrubOutput("{}\n", "cap: failed: x\n", SECRET)).toEqual({ stdout: "{}\n", stderr: "cap: failed: x\n", count: 0 });
 });
