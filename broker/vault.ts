@@ -151,10 +151,11 @@ export class Vault {
 
   /** Opens one secret. Throws a VivError that names the id and why, never the value. */
   get(id: string): Secret {
-    const s = this.read(null).secrets[id];
+    const v = this.read(null);
+    const s = v.secrets[id];
     if (!s) throw unavailable(`secret '${id}' is not in the vault`);
     const key = this.key(false);
-    this.read(key);
+    if (v.key_id !== keyId(key)) throw unavailable(`vault '${this.file}' was sealed with another key than '${this.keyPath}'`);
     try {
       const d = createDecipheriv("aes-256-gcm", key, Buffer.from(s.nonce, "base64")).setAAD(aad(id));
       d.setAuthTag(Buffer.from(s.tag, "base64"));

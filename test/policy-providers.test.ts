@@ -2,6 +2,9 @@
 // configuration the grants that name it can use, and every mistake (unknown kind or setting, a
 // missing one, a bad value, a grant naming what does not exist) is refused with file:line.
 import { describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicyText, PolicyError } from "../policy/load.ts";
 
@@ -76,5 +79,22 @@ describe("refused, with file:line", () => {
   ];
   for (const [name, texts, expected] of cases) {
     test(name, () => expect(problems(...texts)).toContain(expected));
+  }
+});
+
+test("viv policy check exits 78 with file:line for an unknown provider kind or setting", () => {
+  const dir = mkdtempSync(join(tmpdir(), "viv-providers-"));
+  try {
+    const file = join(dir, "p.kdl");
+    writeFileSync(file, provider(`${TWILIO.replace('"twilio"', '"twillio"')}`) + provider(`${TWILIO}\n    region "us1"`, "other"));
+    const p = Bun.spawnSync([join(import.meta.dir, "..", "dist", "bin", "viv"), "policy", "check", file], { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore" });
+    expect(p.exitCode).toBe(78);
+    expect(p.stdout.toString()).toBe("");
+    expect(p.stderr.toString()).toBe(
+      `viv: ${file}:2: unknown provider kind 'twillio' (expected 'twilio')\n` +
+      `viv: ${file}:14: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')\n`,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
