@@ -1,6 +1,7 @@
 // Loads a policy (a KDL file or a directory of *.kdl) in two steps and fails closed: parse, then
-// validate every node and property. Any error is reported as file:line and the whole policy is
-// refused; there is no default and no partial policy.
+// validate every node and property: agents with their grants, and the providers those grants
+// name (each setting checked by its provider kind, learned from the catalog). Any error is
+// reported as file:line and the whole policy is refused; there is no default and no partial policy.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
