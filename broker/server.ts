@@ -4,18 +4,21 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import type { Args, Capability, Scopes } from "../lib/capability.ts";
+import type { Args, CallContext, Capability, Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
-import { stateLayout } from "../lib/paths.ts";
+import { resolveVaultKeyPath, stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
 import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
+import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { scrubOutput } from "./scrub.ts";
+import { Vault } from "./vault.ts";
 
 export const LIMITS = {
   helloMs: 2_000,
@@ -65,6 +68,8 @@ export class Broker {
   private drained: (() => void) | null = null;
   /** Listeners stopped by a drain, closed for good by close(). */
   private stopped: UnixSocketListener<Conn>[] = [];
+  /** The vault, opened for each call that needs a secret: read afresh, so `viv secret rm` holds at once. */
+  private vault = () => new Vault(this.state, resolveVaultKeyPath());
 
   constructor(
     private policy: Policy,
@@ -357,7 +362,7 @@ export class Broker {
     const c = s.data;
     const agent = this.policy.agents.get(c.agent);
     if (!agent) return void s.end();
-    const d = decide(agent, cap, argv, this.limiter);
+    const d: Decision = decide(agent, cap, argv, this.limiter);
     const digest = argvDigest(argv);
     let reply: Uint8Array;
     if (d.type === "help") {
@@ -369,15 +374,23 @@ export class Broker {
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
+      // approval gate → credential → intent → execute (DESIGN.md's order).
       const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
+      const cred = gate && "refused" in gate ? null : resolveCredentials(this.policy, d, this.vault);
       if (gate && "refused" in gate) {
         reply = gate.refused;
         this.count(c.agent, "denials");
+      } else if (cred!.type === "refuse") {
+        const r = cred!.refusal;
+        this.count(c.agent, "denials");
+        reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
       } else {
+        const ready = cred as Extract<typeof cred, { type: "ready" }>;
         this.count(c.agent, "calls");
         const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
-        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval }, raw });
-        reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest);
+        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...ready.fields }, raw });
+        reply = await this.execute(c, cap, d.capability, d.args, d.grant.scopes, digest, ready.context, ready.basicUsers);
       }
     }
     c.callInFlight = false;
@@ -424,23 +437,29 @@ export class Broker {
   /**
    * Runs an authorized built-in call and records its outcome before the reply goes out. A
    * built-in is bounded by its own limits (size, confined syscalls), so it runs to completion:
-   * the outcome recorded is always what happened.
+   * the outcome recorded is always what happened. Output of a call that held a secret is
+   * scrubbed of it (broker/scrub.ts) before it is recorded or sent, and the record says how often.
    */
-  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
+  private async execute(c: Conn, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, context: CallContext = {}, basicUsers: string[] = []): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
     try {
-      stdout = `${JSON.stringify(await capability.run(args, scopes))}\n`;
+      stdout = `${JSON.stringify(await capability.run(args, scopes, context))}\n`;
     } catch (e) {
       const err = e instanceof VivError ? e : new VivError(Exit.internal, `internal error: ${(e as Error).message}`);
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
     }
+    const scrubbed = context.secret ? scrubOutput(stdout, stderr, context.secret.reveal(), basicUsers) : null;
+    if (scrubbed) ({ stdout, stderr } = scrubbed);
     const reply = result(exit, stdout, stderr);
-    const fields = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    const fields = {
+      ...(escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit }),
+      ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
+    };
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }

@@ -10,6 +10,7 @@ import { resolvePolicyPath, resolveStateDir, stateLayout } from "../lib/paths.ts
 import { loadPolicy, PolicyError } from "../policy/load.ts";
 import { runAgent } from "./run.ts";
 import { watchApprovals, pendingLine } from "./approvals.ts";
+import { SECRET_COMMANDS } from "./secret.ts";
 
 const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
@@ -162,4 +163,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS], argv);

@@ -2,6 +2,7 @@
 // parsed against its JSON Schema. Shared by the broker (which parses what an agent sent) and by
 // each capability's own executable; it has no I/O.
 import { usageError } from "./exit.ts";
+import type { Secret } from "./secret.ts";
 
 export type Risk = "low" | "medium" | "high" | "critical";
 
@@ -30,6 +31,8 @@ export interface CapabilitySchema {
   "x-vivary-risk": Risk;
   "x-vivary-scopes": string[];
   "x-vivary-credential": string | null;
+  /** The provider kinds a capability that acts through a service can use (providers/registry.ts). */
+  "x-vivary-providers"?: string[];
   "x-vivary-output": Record<string, unknown>;
 }
 
@@ -38,12 +41,28 @@ export type Args = Readonly<Record<string, string | number | boolean | readonly 
 /** The effective scope handed to a capability: the values of its grant, by kind. */
 export type Scopes = Readonly<Record<string, readonly string[]>>;
 
+/** A provider as the operator configured it (policy `provider` node), without its secret. */
+export interface ProviderConfig {
+  name: string;
+  kind: string;
+  url: string;
+  settings: Readonly<Record<string, string>>;
+}
+
+/** What the broker hands a call besides its arguments and scope: resolved at dispatch, in memory. */
+export interface CallContext {
+  provider?: ProviderConfig;
+  secret?: Secret;
+}
+
 export interface Capability<A = Args, R = unknown> {
   schema: CapabilitySchema;
   /** Pure: is this call inside the scope? Returns the reason for a denial, or null. */
   authorize(args: A, scopes: Scopes): string | null;
+  /** For a capability that acts through a provider: which granted provider this call uses. */
+  provider?(args: A, scopes: Scopes): string;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
-  run(args: A, scopes: Scopes): R | Promise<R>;
+  run(args: A, scopes: Scopes, context?: CallContext): R | Promise<R>;
   /** Optional: what the call acts on, resolved under its scope, for an operator deciding on it. */
   target?(args: A, scopes: Scopes): string;
   /**

@@ -60,8 +60,8 @@ describe("ApprovalQueue", () => {
 
 describe("approval, max-risk and risk tiers in a policy", () => {
   const catalog: Catalog = new Map([
-    ["low-cap", { scopes: [], risk: "low" }],
-    ["crit-cap", { scopes: [], risk: "critical" }],
+    ["low-cap", { scopes: [], risk: "low", credential: false, providerKinds: new Map() }],
+    ["crit-cap", { scopes: [], risk: "critical", credential: false, providerKinds: new Map() }],
   ]);
   const load = (body: string) => loadPolicyText([{ file: "p.kdl", text: `agent "a" {\n${body}\n}\n` }], catalog);
   const problems = (body: string) => {

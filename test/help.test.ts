@@ -7,7 +7,7 @@ import { withValueNames } from "../lib/cli.ts";
 const BIN = join(import.meta.dir, "..", "dist", "bin");
 const COMMANDS = [
   ["viv", "run"], ["viv", "ps"], ["viv", "kill"], ["viv", "approvals"], ["viv", "approve"], ["viv", "deny"],
-  ["viv", "policy", "check"], ["viv", "caps"], ["viv-broker"], ["viv-log"], ["viv-log", "verify"], ["viv-log", "checkpoint"],
+  ["viv", "policy", "check"], ["viv", "caps"], ["viv", "secret", "set"], ["viv", "secret", "list"], ["viv", "secret", "rm"], ["viv-broker"], ["viv-log"], ["viv-log", "verify"], ["viv-log", "checkpoint"],
 ];
 
 for (const [program, ...path] of COMMANDS) {
@@ -17,7 +17,7 @@ for (const [program, ...path] of COMMANDS) {
     expect(r.exitCode).toBe(0);
     expect(out).not.toContain("#0");
     if (out.includes("--state")) expect(out).toContain("--state DIR");
-  });
+  }, 30_000);
 }
 
 test("value names replace the placeholders and the option list is realigned", () => {
