@@ -9,6 +9,8 @@
 # state directory goes; its filesystem is what is measured), BENCH_KEEP=1 keeps that directory.
 # See bench/README.md for what each figure measures.
 set -euo pipefail
+# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 export LC_ALL=C
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -160,7 +162,7 @@ jail_scenario() {
   local -a ready=() go=() fin=() files=()
   if [ "$mode" = bare ]; then
     want=69
-    pre=(env VIVARY_SOCKET=/workspace/no-broker.sock)
+    pre=(env VIVARY_SOCKET=/dev/null/no-broker.sock)
   fi
   RUN_PIDS=()
   for ((d = 1; d <= k; d++)); do
@@ -218,7 +220,7 @@ fi
 
 say "c: bare spawn of the stub"
 jail_scenario c bare 1 "$N" "c  bare stub spawn, no broker (jail bash)"
-VIVARY_SOCKET=$TMP/no-broker.sock bash "$BENCH/loop.sh" "$TMP/c2.times" "$WARM" "$N" 69 - -- \
+VIVARY_SOCKET=/dev/null/no-broker.sock bash "$BENCH/loop.sh" "$TMP/c2.times" "$WARM" "$N" 69 - -- \
   "$TMP/bin/fs-file-write" --path "$TMP/host/direct/out.txt" --content "$CONTENT"
 "$BUN" "$BENCH/stats.ts" "c2 bare stub spawn, no broker (host bash)" "$TMP/c2.times"
 

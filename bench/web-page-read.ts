@@ -113,7 +113,8 @@ try {
   console.log(`governed/raw p50 ratio: ${(govP50 / rawP50).toFixed(2)}`);
 } finally {
   lease.end();
-  broker.stop();
+  await broker.drain();
+  broker.close();
   audit.close();
   site.stop(true);
   rmSync(state, { recursive: true, force: true });

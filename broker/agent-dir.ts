@@ -1,7 +1,11 @@
 // Prepares what an agent's jail sees at /run/vivary: the capability list, one stub per granted
 // capability (a symlink to a private copy of viv-stub, so argv[0] names the capability), and the
-// directory its socket lives in. Also the jail's /etc/passwd and /etc/group.
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+// directory its socket lives in. Also the jail's /etc/passwd and /etc/group. Jails of an earlier
+// broker may be running and reading these files while a new broker starts, so every entry is
+// replaced atomically (written aside, renamed into place) and an unchanged one is left alone: a
+// running jail never sees a stub vanish or lose its run bit.
+import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CAPABILITIES } from "../capabilities/registry.ts";
 import { JAIL, stateLayout } from "../lib/paths.ts";
@@ -14,32 +18,64 @@ export function capabilityList(agent: AgentPolicy) {
   };
 }
 
+const aside = (path: string) => `${path}.${randomBytes(6).toString("hex")}.new`;
+const ASIDE = /\.[0-9a-f]{12}\.new$/;
+
+/** Removes what a broker killed between writing aside and renaming left behind. */
+function sweepAside(dir: string) {
+  for (const f of readdirSync(dir)) if (ASIDE.test(f)) rmSync(join(dir, f), { force: true });
+}
+
+function sameFile(path: string, bytes: Uint8Array, mode: number): boolean {
+  try {
+    const st = statSync(path);
+    return st.isFile() && (st.mode & 0o7777) === mode && Buffer.compare(readFileSync(path), bytes) === 0;
+  } catch {
+    return false;
+  }
+}
+
+/** Puts `bytes` at `path` with `mode` in one rename, unless it is already exactly that. */
+function placeFile(path: string, bytes: Uint8Array, mode: number) {
+  if (sameFile(path, bytes, mode)) return;
+  const tmp = aside(path);
+  writeFileSync(tmp, bytes, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}
+
+/** Makes `path` a symlink to `target` in one rename, unless it already is one. */
+function placeSymlink(path: string, target: string) {
+  try {
+    if (readlinkSync(path) === target) return;
+  } catch {
+    /* missing, or not a symlink: replaced below */
+  }
+  const tmp = aside(path);
+  symlinkSync(target, tmp);
+  renameSync(tmp, path);
+}
+
 export function prepareAgentDir(state: string, agent: AgentPolicy, stubPath: string) {
   const L = stateLayout(state);
   const run = L.agentRun(agent.name);
-  mkdirSync(join(run, "bin"), { recursive: true, mode: 0o755 });
+  const bin = join(run, "bin");
+  mkdirSync(bin, { recursive: true, mode: 0o755 });
   mkdirSync(join(run, "libexec"), { recursive: true, mode: 0o755 });
-  for (const d of [join(L.agents, agent.name), run, join(run, "bin"), join(run, "libexec")]) chmodSync(d, 0o755);
-  const stub = join(run, "libexec", "viv-stub");
-  rmSync(stub, { force: true });
-  copyFileSync(stubPath, stub);
-  chmodSync(stub, 0o755);
+  for (const d of [join(L.agents, agent.name), run, bin, join(run, "libexec")]) chmodSync(d, 0o755);
+  for (const d of [run, join(run, "libexec")]) sweepAside(d);
+  placeFile(join(run, "libexec", "viv-stub"), readFileSync(stubPath), 0o755);
   const wanted = new Set(agent.grants.keys());
-  for (const f of readdirSync(join(run, "bin"))) if (!wanted.has(f)) rmSync(join(run, "bin", f), { force: true });
-  for (const cap of wanted) {
-    rmSync(join(run, "bin", cap), { force: true });
-    symlinkSync(JAIL.stub, join(run, "bin", cap));
-  }
-  writeFileSync(join(run, "capabilities.json.tmp"), `${JSON.stringify(capabilityList(agent), null, 2)}\n`, { mode: 0o644 });
-  chmodSync(join(run, "capabilities.json.tmp"), 0o644);
-  renameSync(join(run, "capabilities.json.tmp"), join(run, "capabilities.json"));
+  for (const cap of wanted) placeSymlink(join(bin, cap), JAIL.stub);
+  for (const f of readdirSync(bin)) if (!wanted.has(f)) rmSync(join(bin, f), { force: true });
+  placeFile(join(run, "capabilities.json"), Buffer.from(`${JSON.stringify(capabilityList(agent), null, 2)}\n`), 0o644);
 
   const etc = L.agentEtc(agent.name);
   mkdirSync(etc, { recursive: true, mode: 0o755 });
   chmodSync(etc, 0o755);
-  writeFileSync(join(etc, "passwd"), `root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n${JAIL.user}:x:${JAIL.uid}:${JAIL.gid}:vivary agent:${JAIL.workspace}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`, { mode: 0o644 });
-  writeFileSync(join(etc, "group"), `root:x:0:\n${JAIL.user}:x:${JAIL.gid}:\nnogroup:x:65534:\n`, { mode: 0o644 });
-  for (const f of ["passwd", "group"]) chmodSync(join(etc, f), 0o644);
+  sweepAside(etc);
+  placeFile(join(etc, "passwd"), Buffer.from(`root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n${JAIL.user}:x:${JAIL.uid}:${JAIL.gid}:vivary agent:${JAIL.workspace}:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n`), 0o644);
+  placeFile(join(etc, "group"), Buffer.from(`root:x:0:\n${JAIL.user}:x:${JAIL.gid}:\nnogroup:x:65534:\n`), 0o644);
 }
 
 export function removeAgentDir(state: string, name: string) {

@@ -55,6 +55,7 @@ export class AuditStore {
   private scheduled = false;
   private headSeq = 0;
   private headHash: Uint8Array = GENESIS;
+  private closed = false;
 
   constructor(path: string) {
     this.db = new Database(path, { create: true, strict: true });
@@ -82,6 +83,7 @@ export class AuditStore {
 
   /** Queues a record; resolves with its sequence number once it is durable. */
   append(event: AuditEvent): Promise<number> {
+    if (this.closed) return Promise.reject(new Error("audit log write failed: the log is closed"));
     return new Promise((resolve, reject) => {
       this.queue.push({ event, resolve, reject });
       if (!this.scheduled) {
@@ -132,8 +134,34 @@ export class AuditStore {
     return r.seq;
   }
 
+  /**
+   * The records of the previous run: everything after the last `broker event=start` record, in
+   * order (all records when there is none). Read backwards from the head, so only that run is read.
+   */
+  previousRun(): Array<{ seq: number; agent: string; kind: string; cap: string; fields: Record<string, unknown> }> {
+    const out = [];
+    for (const r of this.db.query("SELECT seq, agent, kind, cap, fields FROM records ORDER BY seq DESC").iterate() as Iterable<{ seq: number; agent: string; kind: string; cap: string; fields: string }>) {
+      const fields = JSON.parse(r.fields) as Record<string, unknown>;
+      if (r.kind === "broker" && fields.event === "start") break;
+      out.push({ ...r, fields });
+    }
+    return out.reverse();
+  }
+
+  /** The records written at or after `sinceIso`, oldest first; read backwards from the head. */
+  recentRecords(sinceIso: string): Array<{ ts: string; agent: string; kind: string; cap: string; fields: Record<string, unknown> }> {
+    const out = [];
+    for (const r of this.db.query("SELECT ts, agent, kind, cap, fields FROM records ORDER BY seq DESC").iterate() as Iterable<{ ts: string; agent: string; kind: string; cap: string; fields: string }>) {
+      if (r.ts < sinceIso) break;
+      out.push({ ...r, fields: JSON.parse(r.fields) as Record<string, unknown> });
+    }
+    return out.reverse();
+  }
+
   close() {
+    if (this.closed) return;
     this.flush();
+    this.closed = true;
     this.insert.finalize();
     this.db.close();
   }

@@ -7,11 +7,16 @@ import { stateLayout } from "../lib/paths.ts";
 import { loadPolicy, PolicyError } from "../policy/load.ts";
 import type { Policy } from "../policy/model.ts";
 import { isWithin, pathComponents } from "../policy/scope.ts";
-import { CATALOG } from "../capabilities/registry.ts";
+import { CAPABILITIES, CATALOG } from "../capabilities/registry.ts";
+import type { Args } from "../lib/capability.ts";
 import { AuditStore } from "./audit.ts";
 import { hostIdConflict } from "./host-ids.ts";
 import { listenOperator } from "./operator.ts";
+import { INTERRUPTED_REASON, openApprovals, openIntents, RESTART_REASON } from "./reconcile.ts";
 import { Broker } from "./server.ts";
+
+/** How long a stop waits for calls in flight to finish before it cuts them short. */
+export const DRAIN_MS = 30_000;
 import { stubBinary } from "../lib/install.ts";
 import { tryLockExclusive } from "../lib/libc.ts";
 
@@ -35,6 +40,39 @@ function load(path: string, state: string): Policy {
   const conflict = hostIdConflict(policy);
   if (conflict) throw new PolicyError([conflict]);
   return policy;
+}
+
+/**
+ * Closes what the previous run left open (a crash, or a stop cut short): every approval request
+ * with no decision gets a `kind=approval decision=restart` record (it was denied: approvals do
+ * not carry over), every intent with no outcome a `kind=interrupted` record, after the capability
+ * removed what the interrupted call may have left on the host. Written before this run's start
+ * record, so that a crash here is redone.
+ */
+async function closeInterrupted(audit: AuditStore, policy: Policy): Promise<number> {
+  const run = audit.previousRun();
+  const intents = openIntents(run);
+  const records: Promise<number>[] = [];
+  for (const r of openApprovals(run)) {
+    const fields = { conn: r.fields.conn, id: r.fields.id, decision: "restart", by: "broker", reason: RESTART_REASON, request_sha256: r.fields.request_sha256 };
+    records.push(audit.append({ agent: r.agent, kind: "approval", cap: r.cap, fields }));
+  }
+  for (const r of intents) {
+    const capability = CAPABILITIES.get(r.cap);
+    const grant = policy.agents.get(r.agent)?.grants.get(r.cap);
+    let cleanup = "none needed";
+    if (capability?.recover) {
+      try {
+        cleanup = grant ? await capability.recover(r.fields.args as Args, grant.scopes) : "none: the capability is not granted now";
+      } catch (e) {
+        cleanup = `failed: ${(e as Error).message}`;
+      }
+    }
+    const fields = { conn: r.fields.conn, intent: r.seq, args_sha256: r.fields.args_sha256, reason: INTERRUPTED_REASON, cleanup };
+    records.push(audit.append({ agent: r.agent, kind: "interrupted", cap: r.cap, fields }));
+  }
+  await Promise.all(records);
+  return intents.length;
 }
 
 /**
@@ -68,6 +106,8 @@ export async function runBroker(opts: { policy: string; state: string; attached?
   } catch (e) {
     throw new VivError(Exit.internal, `cannot open audit log '${L.audit}': ${(e as Error).message}`);
   }
+  const interrupted = await closeInterrupted(audit, policy);
+  if (interrupted) process.stderr.write(`viv-broker: closed ${interrupted} call${interrupted === 1 ? "" : "s"} the previous run left without an outcome\n`);
   await audit.append({ agent: "-", kind: "broker", fields: { event: "start", pid: process.pid, policy: policy.digest } });
 
   const broker = new Broker(policy, state, audit, stubBinary());
@@ -88,22 +128,40 @@ export async function runBroker(opts: { policy: string; state: string; attached?
 
   return await new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
+    let cutShort: (() => void) | null = null;
+    // A stop drains: nothing new is accepted, calls in flight finish and have their outcomes
+    // recorded and their replies sent, and only then does the log close. A second signal, or
+    // the drain deadline, cuts it short; the stop record says how many calls were cut, and the
+    // next start closes their intents as interrupted.
+    const stop = async (why: string) => {
+      if (stopping) return void cutShort?.();
       stopping = true;
-      if (opts.attached) process.stdin.destroy();
+      if (opts.attached) {
+        // Destroying stdin fires its own 'close': not a second stop request.
+        process.stdin.removeAllListeners();
+        process.stdin.destroy();
+      }
       operator.stop(true);
-      broker.stop();
-      await audit.append({ agent: "-", kind: "broker", fields: { event: "stop", pid: process.pid } }).catch(() => {});
+      const cut = new Promise<string>((r) => {
+        cutShort = () => r("signal");
+        setTimeout(() => r("deadline"), DRAIN_MS).unref();
+      });
+      const ended = await Promise.race([broker.drain().then(() => "drained"), cut]);
+      const fields: Record<string, unknown> = { event: "stop", pid: process.pid, by: why };
+      if (ended !== "drained") Object.assign(fields, { cut_short: ended, calls_cut: broker.callsInFlight });
+      await audit.append({ agent: "-", kind: "broker", fields }).catch(() => {});
       audit.close();
+      broker.close();
+      process.removeAllListeners("SIGTERM");
+      process.removeAllListeners("SIGINT");
       resolve(Exit.ok);
     };
-    process.once("SIGTERM", stop);
-    process.once("SIGINT", stop);
+    process.on("SIGTERM", () => void stop("SIGTERM"));
+    process.on("SIGINT", () => void stop("SIGINT"));
     if (opts.attached) {
       process.stdin.on("data", () => {});
-      process.stdin.once("end", stop);
-      process.stdin.once("close", stop);
+      process.stdin.once("end", () => void stop("attached-run-ended"));
+      process.stdin.once("close", () => void stop("attached-run-ended"));
     }
   });
 }

@@ -4,18 +4,22 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import { renderResult, type Args, type Capability, type Scopes } from "../lib/capability.ts";
+import { renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
-import { stateLayout } from "../lib/paths.ts";
+import { resolveVaultKeyPath, stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
+import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
 import { Browsers } from "./browser.ts";
+import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
-import { argvDigest, decide } from "./pipeline.ts";
+import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
+import { scrubOutput } from "./scrub.ts";
+import { Vault } from "./vault.ts";
 
 export const LIMITS = {
   helloMs: 2_000,
@@ -50,11 +54,23 @@ const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 export class Broker {
   private listeners = new Map<string, AgentListener>();
   private limiter = new RateLimiter();
+  readonly approvals = new ApprovalQueue();
   /** Connection numbers in records; started past the log's head so they never repeat in one log. */
   private nextConn: number;
   private jails = new Map<string, Set<number>>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
-  private killed = new Set<string>();
+  private killed = new Map<string, { by: string; reason: string }>();
+  /** Per agent since this broker started: intents recorded, and calls refused. */
+  private counts = new Map<string, { calls: number; denials: number }>();
+  readonly startedAt = Date.now();
+  /** Calls accepted and not yet answered; a stop waits for them (drain). */
+  private inFlight = 0;
+  private draining = false;
+  private drained: (() => void) | null = null;
+  /** Listeners stopped by a drain, closed for good by close(). */
+  private stopped: UnixSocketListener<Conn>[] = [];
+  /** The vault, opened for each call that needs a secret: read afresh, so `viv secret rm` holds at once. */
+  private vault = () => new Vault(this.state, resolveVaultKeyPath());
   /** The agents' browsers, started by the first call that reads a page. */
   readonly browsers: Browsers;
 
@@ -68,6 +84,10 @@ export class Broker {
     this.browsers = new Browsers(state);
   }
 
+  get policyDigest(): string {
+    return this.policy.digest;
+  }
+
   get agents(): ReadonlyMap<string, AgentPolicy> {
     return this.policy.agents;
   }
@@ -77,7 +97,30 @@ export class Broker {
   }
 
   start() {
+    this.restoreBudgets();
     for (const agent of this.policy.agents.values()) this.listen(agent);
+  }
+
+  /**
+   * Budgets are state: rebuilds each grant's rate bucket from the calls of the last period that
+   * took a token (an intent that needed no approval, an approval request, or a call refused for
+   * too many waiting approvals), as the log shows them.
+   */
+  private restoreBudgets() {
+    const rated = [...this.policy.agents.values()].flatMap((a) => [...a.grants.values()].filter((g) => g.rate).map((g) => ({ agent: a.name, grant: g })));
+    if (rated.length === 0) return;
+    const longest = Math.max(...rated.map((r) => r.grant.rate!.perMs));
+    const taken = new Map<string, number[]>();
+    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString())) {
+      const tookToken =
+        (r.kind === "call" && r.fields.approval === undefined) ||
+        r.kind === "approval-request" ||
+        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
+      if (!tookToken) continue;
+      const key = `${r.agent}\0${r.cap}`;
+      taken.set(key, [...(taken.get(key) ?? []), Date.parse(r.ts)]);
+    }
+    for (const { agent, grant } of rated) this.limiter.replay(`${agent}\0${grant.cap}`, grant.rate!, taken.get(`${agent}\0${grant.cap}`) ?? []);
   }
 
   /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */
@@ -108,9 +151,29 @@ export class Broker {
   }
 
   /** The kill switch: closes the agent's socket and connections and ends its jails. */
-  async kill(agent: string, by: string) {
-    this.killed.add(agent);
-    await this.audit.append({ agent, kind: "kill", fields: { by, jails: [...(this.jails.get(agent) ?? [])] } });
+  /** Who stopped an agent with the kill switch, and why; undefined while it is not stopped. */
+  killedBy(agent: string) {
+    return this.killed.get(agent);
+  }
+
+  jailsOf(agent: string): number[] {
+    return [...(this.jails.get(agent) ?? [])];
+  }
+
+  countsOf(agent: string) {
+    return this.counts.get(agent) ?? { calls: 0, denials: 0 };
+  }
+
+  private count(agent: string, what: "calls" | "denials") {
+    const c = this.counts.get(agent) ?? { calls: 0, denials: 0 };
+    c[what]++;
+    this.counts.set(agent, c);
+  }
+
+  async kill(agent: string, by: string, reason = "stopped by the operator") {
+    this.killed.set(agent, { by, reason });
+    this.approvals.settleAll(agent, { decision: "kill", by, reason: `agent '${agent}' was stopped by the kill switch`, exit: Exit.denied });
+    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: [...(this.jails.get(agent) ?? [])] } });
     for (const pid of this.jails.get(agent) ?? []) {
       try {
         process.kill(pid, "SIGKILL");
@@ -123,9 +186,37 @@ export class Broker {
     this.browsers.stopAgent(agent);
   }
 
-  stop() {
-    for (const name of [...this.listeners.keys()]) this.revoke(name, false);
+  /**
+   * Stops accepting: no new connection, no new call. Connections with no call in flight close
+   * now; each call in flight runs to its end, has its outcome recorded and its reply sent, and
+   * then its connection closes. Resolves once no call is in flight.
+   */
+  drain(): Promise<void> {
+    this.draining = true;
+    this.approvals.settleAll(undefined, { decision: "stopping", by: "broker", reason: "the broker is stopping; try again", exit: Exit.temporary });
+    for (const [name, l] of [...this.listeners]) {
+      const busy = [...l.conns].filter((s) => s.data.callInFlight);
+      for (const s of l.conns) if (!s.data.callInFlight) s.end();
+      l.listener.stop(false);
+      this.stopped.push(l.listener);
+      this.listeners.delete(name);
+      rmSync(stateLayout(this.state).agentSocket(name), { force: true });
+      for (const s of busy) l.conns.delete(s);
+    }
+    if (this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => (this.drained = resolve));
+  }
+
+  /** After a drain: closes what is left, connections of calls cut short included. */
+  close() {
+    for (const l of this.stopped) l.stop(true);
+    this.stopped = [];
     this.browsers.stop();
+  }
+
+  /** Calls still in flight (after a drain that was cut short, the ones cut). */
+  get callsInFlight(): number {
+    return this.inFlight;
   }
 
   private listen(agent: AgentPolicy) {
@@ -186,6 +277,7 @@ export class Broker {
     if (s.data) {
       s.data.closing = true;
       this.disarm(s);
+      this.approvals.withdraw(s.data.id);
     }
   }
 
@@ -208,7 +300,7 @@ export class Broker {
 
   private onData(s: AgentSocket, chunk: Uint8Array) {
     const c = s.data;
-    if (c.closing) return;
+    if (c.closing || this.draining) return;
     for (const ev of c.reader.push(chunk)) {
       if (ev.type === "bad-length") {
         this.violate(s, ev.length === 0 ? "empty frame" : `frame of ${ev.length} bytes exceeds the limit`, ev.header);
@@ -243,9 +335,19 @@ export class Broker {
     if (frame.type !== "call") return this.violate(s, `unexpected ${frame.type} frame from client`, raw), false;
     if (!c.gotHello) return this.violate(s, "call before hello", raw), false;
     if (c.callInFlight) return this.violate(s, "call while another is in flight", raw), false;
+    if (this.draining) return s.end(), false;
     c.callInFlight = true;
-    this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw));
+    this.inFlight++;
+    this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw).finally(() => this.callDone()));
     return true;
+  }
+
+  private callDone() {
+    this.inFlight--;
+    if (this.inFlight === 0 && this.drained) {
+      this.drained();
+      this.drained = null;
+    }
   }
 
   private enqueue(s: AgentSocket, job: () => Promise<void>) {
@@ -267,7 +369,7 @@ export class Broker {
     const c = s.data;
     const agent = this.policy.agents.get(c.agent);
     if (!agent) return void s.end();
-    const d = decide(agent, cap, argv, this.limiter);
+    const d: Decision = decide(agent, cap, argv, this.limiter);
     const digest = argvDigest(argv);
     let reply: Uint8Array;
     if (d.type === "help") {
@@ -275,33 +377,86 @@ export class Broker {
       await this.audit.append({ agent: c.agent, kind: "help", cap, fields: { conn: c.id }, raw: concat(raw, reply) });
     } else if (d.type === "refuse") {
       const r = d.refusal;
+      this.count(c.agent, "denials");
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest }, raw });
-      reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest);
+      // approval gate → credential → intent → execute (DESIGN.md's order).
+      const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
+      const cred = gate && "refused" in gate ? null : resolveCredentials(this.policy, d, this.vault);
+      if (gate && "refused" in gate) {
+        reply = gate.refused;
+        this.count(c.agent, "denials");
+      } else if (cred!.type === "refuse") {
+        const r = cred!.refusal;
+        this.count(c.agent, "denials");
+        reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
+      } else {
+        const ready = cred as Extract<typeof cred, { type: "ready" }>;
+        this.count(c.agent, "calls");
+        const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
+        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...ready.fields }, raw });
+        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, ready.context, ready.basicUsers);
+      }
     }
     c.callInFlight = false;
     if (!c.closing) {
       this.send(s, reply);
-      if (!c.reader.midFrame) this.arm(s, "idle");
+      if (this.draining) s.end();
+      else if (!c.reader.midFrame) this.arm(s, "idle");
     }
+  }
+
+  /**
+   * The approval gate, after the pure stages and before the intent: holds the call until it is
+   * decided, recording the request and the decision. Returns the approval it ran under, or the
+   * refusal to send (recorded).
+   */
+  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
+    const cap = d.cap;
+    const refuse = async (exit: number, reason: string, extra: Record<string, unknown> = {}) => {
+      const reply = result(exit, "", `${cap}: ${reason}\n`);
+      await this.audit.append({ agent: c.agent, kind: "deny", cap, fields: { conn: c.id, stage: "approval", exit, reason, args_sha256: digest, ...extra }, raw: reply });
+      return { refused: reply };
+    };
+    if (this.approvals.count(c.agent) >= MAX_PENDING_PER_AGENT) {
+      return await refuse(Exit.temporary, `too many calls of agent '${c.agent}' wait for approval (at most ${MAX_PENDING_PER_AGENT})`);
+    }
+    const risk = d.capability.schema["x-vivary-risk"];
+    const target = d.capability.target?.(d.args, d.grant.scopes) ?? "-";
+    const approval = d.grant.approval!;
+    const { view, decided } = this.approvals.request({ agent: c.agent, cap, risk, target, args: d.args, argsDigest: digest, conn: c.id }, approval);
+    await this.audit.append({
+      agent: c.agent,
+      kind: "approval-request",
+      cap,
+      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}) },
+      raw,
+    });
+    const v: Verdict = await decided;
+    const decision = { conn: c.id, id: view.id, decision: v.decision, by: v.by, ...(v.who ? { who: v.who } : {}), ...("reason" in v ? { reason: v.reason } : {}), request_sha256: view.request_sha256 };
+    await this.audit.append({ agent: c.agent, kind: "approval", cap, fields: decision });
+    if (v.decision === "approve") return { id: view.id, request: view.request_sha256 };
+    return await refuse(v.exit, v.reason, { approval: view.id });
   }
 
   /**
    * Runs an authorized built-in call and records its outcome before the reply goes out. A
    * built-in is bounded by its own limits (size, confined syscalls), so it runs to completion:
-   * the outcome recorded is always what happened. A call that reads the web borrows the agent's
-   * browser; what the browser's proxy refused during the call goes into the one result record.
+   * the outcome recorded is always what happened. Output of a call that held a secret is
+   * scrubbed of it (broker/scrub.ts) before it is recorded or sent, and the record says how often.
+   * A call that reads the web borrows the agent's browser; what the browser's proxy refused
+   * during the call goes into the one result record.
    */
-  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string): Promise<Uint8Array> {
+  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = []): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
     // Only a capability that reads URLs is lent the agent's browser.
     const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
-    const context = capability.schema["x-vivary-scopes"].includes("url") ? { browser: lease.open } : {};
+    const context: CallContext = capability.schema["x-vivary-scopes"].includes("url") ? { ...credential, browser: lease.open } : credential;
     let blocked: string[] = [];
     try {
       stdout = renderResult(capability, await capability.run(args, scopes, context), args);
@@ -313,8 +468,13 @@ export class Broker {
     } finally {
       blocked = lease.end().map((b) => `${b.dest} (${b.reason})`);
     }
+    const scrubbed = context.secret ? scrubOutput(stdout, stderr, context.secret.reveal(), basicUsers) : null;
+    if (scrubbed) ({ stdout, stderr } = scrubbed);
     const reply = result(exit, stdout, stderr);
-    const fields: Record<string, unknown> = escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit };
+    const fields: Record<string, unknown> = {
+      ...(escape ? { conn: c.id, stage: "execute", exit, reason: escape, args_sha256: digest } : { conn: c.id, exit }),
+      ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
+    };
     if (blocked.length) fields.blocked = blocked;
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;

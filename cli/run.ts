@@ -1,11 +1,18 @@
-// viv run: starts (or reuses) the broker serving STATE, asks it about the agent, prepares the
-// workspace and runs the command in the agent's jail, exiting with the command's status.
+// viv run: makes sure a broker serves STATE (starting one tied to this run when none does),
+// asks it about the agent, prepares the workspace and runs the command in the agent's jail,
+// exiting with the command's status. While the jail runs, it keeps a broker serving it: when
+// the broker goes away (a crash, or the end of the run that started it), it starts another or
+// uses the one another run started, and tells it about the jail; the jail's calls wait for it
+// meanwhile (viv-stub retries its connection). With no broker for BROKER_GRACE_MS, it ends the
+// jail and exits 69.
 import { chownSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { spawnJail } from "../broker/jail-bwrap.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
-import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
+import { operatorRequest } from "../lib/operator-client.ts";
 import { stateLayout } from "../lib/paths.ts";
+import { CATALOG } from "../capabilities/registry.ts";
+import { loadPolicy } from "../policy/load.ts";
 
 export interface RunOptions {
   agent: string;
@@ -16,31 +23,110 @@ export interface RunOptions {
 }
 
 const BROKER_START_MS = 15_000;
+/** How long a running jail may be without a broker before viv run ends it. */
+export const BROKER_GRACE_MS = 15_000;
+const WATCH_MS = 200;
 
-/** Starts a broker for this run's duration; resolves once its operator socket answers. */
-async function startBroker(o: RunOptions): Promise<Bun.Subprocess> {
-  const sock = stateLayout(o.state).operatorSocket;
-  // --attached: the broker stops when this process's end of its stdin closes, even on SIGKILL.
-  const proc = Bun.spawn([...selfCommand("viv-broker"), "--attached", "--policy", o.policy, "--state", o.state], {
-    stdio: ["pipe", "ignore", "pipe"],
-  });
-  const deadline = performance.now() + BROKER_START_MS;
-  let exited: number | null = null;
-  proc.exited.then((c) => (exited = c));
-  while (performance.now() < deadline) {
-    if (exited !== null) {
-      const err = (await new Response(proc.stderr).text()).trim();
-      process.stderr.write(err ? `${err}\n` : "");
-      throw new VivError(exited === Exit.config ? Exit.config : Exit.unavailable, `the broker did not start (exit ${exited})`);
-    }
-    if (await brokerAlive(sock)) {
-      pipeStderr(proc);
-      return proc;
-    }
-    await Bun.sleep(10);
+/** The pid of the broker answering on the operator socket, or null when none answers. */
+async function brokerPid(sock: string): Promise<number | null> {
+  try {
+    const r = await operatorRequest(sock, { op: "ps" });
+    return r.ok === true ? (r.pid as number) : null;
+  } catch {
+    return null;
   }
-  proc.kill();
-  throw new VivError(Exit.unavailable, "the broker did not start in time");
+}
+
+/**
+ * The brokers this run started (tied to it with --attached: each stops when this process's end
+ * of its stdin closes, even on SIGKILL).
+ */
+class OwnBrokers {
+  private procs: Bun.Subprocess[] = [];
+  /** Set when the run ends: nothing more is started, and what was started is stopped. */
+  private closed = false;
+
+  constructor(private readonly o: RunOptions) {}
+
+  /**
+   * Returns the pid of a broker serving STATE: the one that answers, or one started now. When two
+   * runs start one at once, the broker lock picks one and the other run uses it.
+   */
+  async ensure(deadlineMs = BROKER_START_MS): Promise<number> {
+    const sock = stateLayout(this.o.state).operatorSocket;
+    const deadline = performance.now() + deadlineMs;
+    let proc: Bun.Subprocess | null = null;
+    let exited: number | null = null;
+    while (performance.now() < deadline) {
+      if (this.closed) {
+        proc?.kill("SIGTERM");
+        throw new VivError(Exit.unavailable, "the run ended");
+      }
+      const answer = await brokerPid(sock);
+      if (answer !== null && answer === proc?.pid) {
+        this.procs.push(proc);
+        if (this.closed) proc.kill("SIGTERM");
+        pipeStderr(proc);
+        return answer;
+      }
+      if (answer !== null) {
+        // Another run's broker serves STATE; ours, if any, lost the lock to it.
+        proc?.kill("SIGTERM");
+        return answer;
+      }
+      if (proc && exited !== null) {
+        if (exited !== Exit.unavailable) {
+          const err = (await new Response(proc.stderr as ReadableStream).text()).trim();
+          process.stderr.write(err ? `${err}\n` : "");
+          throw new VivError(exited === Exit.config ? Exit.config : Exit.unavailable, `the broker did not start (exit ${exited})`);
+        }
+        // 69: the lock is held by a broker that is not answering yet (starting, or draining
+        // before it stops). Try again shortly.
+        proc = null;
+        await Bun.sleep(100);
+        continue;
+      }
+      if (!proc) {
+        const p = Bun.spawn([...selfCommand("viv-broker"), "--attached", "--policy", this.o.policy, "--state", this.o.state], {
+          stdio: ["pipe", "ignore", "pipe"],
+        });
+        proc = p;
+        exited = null;
+        p.exited.then((c) => {
+          if (proc === p) exited = c;
+        });
+      }
+      await Bun.sleep(10);
+    }
+    proc?.kill();
+    throw new VivError(Exit.unavailable, "the broker did not start in time");
+  }
+
+  get startedAny(): boolean {
+    return this.procs.length > 0;
+  }
+
+  async stopAll() {
+    this.closed = true;
+    for (const p of this.procs) p.kill("SIGTERM");
+    await Promise.all(this.procs.map((p) => p.exited));
+  }
+}
+
+/**
+ * A broker that was already running serves its own policy: if PATH now holds another one, say so
+ * rather than run the agent under rules the operator did not mean (exit 78).
+ */
+function refuseOtherPolicy(o: RunOptions, pid: number, r: Record<string, any>) {
+  let digest: string;
+  try {
+    digest = loadPolicy(o.policy, CATALOG).digest;
+  } catch {
+    return; // an unloadable file is not what the broker serves either way; the broker's policy applies
+  }
+  if (r.policy && digest !== r.policy) {
+    throw new VivError(Exit.config, `the broker serving '${o.state}' (pid ${pid}) runs policy ${String(r.policy).slice(0, 12)}, not '${o.policy}' (${digest.slice(0, 12)}); reload it with 'kill -HUP ${pid}', or stop it`);
+  }
 }
 
 function pipeStderr(proc: Bun.Subprocess) {
@@ -62,13 +148,53 @@ function prepareWorkspace(path: string, uid: number | null) {
   }
 }
 
+/**
+ * Keeps a broker serving the jail until `done` settles: registers the jail with each broker that
+ * appears, starts one when none answers, and resolves "lost" after BROKER_GRACE_MS without one.
+ */
+async function watchBroker(o: RunOptions, brokers: OwnBrokers, agent: string, jailPid: number, firstPid: number, done: Promise<unknown>): Promise<"done" | "lost"> {
+  const sock = stateLayout(o.state).operatorSocket;
+  let finished = false;
+  done.then(() => (finished = true));
+  let serving = firstPid;
+  let lostSince: number | null = null;
+  while (!finished) {
+    await Promise.race([Bun.sleep(WATCH_MS), done]);
+    if (finished) break;
+    let pid = await brokerPid(sock);
+    if (pid === null) {
+      lostSince ??= performance.now();
+      const left = BROKER_GRACE_MS - (performance.now() - lostSince);
+      if (left <= 0) return "lost";
+      pid = await brokers.ensure(Math.min(left, BROKER_START_MS)).catch(() => null);
+      if (pid === null) continue;
+    }
+    lostSince = null;
+    if (pid !== serving) {
+      serving = pid;
+      await operatorRequest(sock, { op: "jail-start", agent, pid: jailPid }).catch(() => {});
+    }
+  }
+  return "done";
+}
+
 export async function runAgent(o: RunOptions): Promise<number> {
   const L = stateLayout(o.state);
-  let started: Bun.Subprocess | null = null;
-  if (!(await brokerAlive(L.operatorSocket))) started = await startBroker(o);
+  const brokers = new OwnBrokers(o);
   try {
-    const r = await operatorRequest(L.operatorSocket, { op: "agent", agent: o.agent });
+    // The broker that answered may be another run's, stopping as that run ends: ask again.
+    let brokerAtStart = await brokers.ensure();
+    let r: Record<string, any> | null = null;
+    for (let attempt = 0; r === null; attempt++) {
+      r = await operatorRequest(L.operatorSocket, { op: "agent", agent: o.agent }).catch((e) => {
+        if (attempt >= 3 || !(e instanceof VivError) || e.code !== Exit.unavailable) throw e;
+        return null;
+      });
+      if (r === null) brokerAtStart = await brokers.ensure();
+    }
     if (!r.ok) throw new VivError(r.exit ?? Exit.denied, r.error);
+    if (r.killed) throw new VivError(Exit.denied, `agent '${o.agent}' was stopped by the kill switch (${r.killed.reason}); it runs again after the broker restarts`);
+    if (!brokers.startedAny) refuseOtherPolicy(o, brokerAtStart, r);
     const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; timeoutMs?: number } };
     const backend = o.backend ?? agent.backend;
     if (backend === "nspawn") throw new VivError(Exit.unavailable, "the nspawn backend is not available yet; use --backend bwrap");
@@ -84,19 +210,28 @@ export async function runAgent(o: RunOptions): Promise<number> {
     const forward = () => jail.kill();
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);
-    const { code, timedOut } = await jail.exited;
+    const watch = watchBroker(o, brokers, agent.name, jail.pid, brokerAtStart, jail.exited);
+    const ended = await Promise.race([jail.exited, watch.then((w) => (w === "lost" ? null : jail.exited))]);
     process.off("SIGINT", forward);
     process.off("SIGTERM", forward);
+    if (ended === null) {
+      jail.kill();
+      await jail.exited;
+      process.stderr.write(`viv: no broker served '${o.state}' for ${BROKER_GRACE_MS / 1000} s; ended the jail of agent '${agent.name}'\n`);
+      return Exit.unavailable;
+    }
+    const after = await operatorRequest(L.operatorSocket, { op: "agent", agent: agent.name }).catch(() => null);
+    if (after?.killed) {
+      process.stderr.write(`viv: the kill switch ended the jail of agent '${agent.name}' (${after.killed.reason})\n`);
+      return Exit.denied;
+    }
     await operatorRequest(L.operatorSocket, { op: "jail-end", agent: agent.name, pid: jail.pid }).catch(() => {});
-    if (timedOut) {
+    if (ended.timedOut) {
       process.stderr.write(`viv: run of agent '${agent.name}' ended by its ${agent.limits.timeoutMs} ms timeout\n`);
       return Exit.temporary;
     }
-    return code;
+    return ended.code;
   } finally {
-    if (started) {
-      started.kill("SIGTERM");
-      await started.exited;
-    }
+    await brokers.stopAll();
   }
 }

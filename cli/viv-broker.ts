@@ -15,7 +15,10 @@ class BrokerCommand extends Command {
   attached = Option.Boolean("--attached", false, { description: "also stop when standard input closes (how viv run ties a broker to its run)" });
 
   async execute() {
-    return runBroker({ policy: resolvePolicyPath(this.policy), state: resolveStateDir(this.state), attached: this.attached });
+    const code = await runBroker({ policy: resolvePolicyPath(this.policy), state: resolveStateDir(this.state), attached: this.attached });
+    // A stopped broker ends here: its log is closed, and nothing it leaves open (the runtime
+    // keeps an --attached stdin socket registered) may keep the process, and its lock, alive.
+    process.exit(code);
   }
 }
 

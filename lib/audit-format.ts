@@ -47,7 +47,12 @@ export function chainHash(r: Omit<AuditRecord, "hash">): Uint8Array {
 
 export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f"\\]/g;
+/**
+ * What is escaped, never shown as is: C0 and C1 controls and DEL (so ANSI and OSC sequences lose
+ * their ESC), and the invisible marks that reorder or hide text (bidi embeddings, overrides and
+ * isolates, LRM/RLM/ALM, line and paragraph separators, zero-width characters and the BOM).
+ */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f"\\\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
 
 /** Quotes a value when it has spaces, quotes, '=' or nothing; escapes control characters. */
 export function showValue(v: unknown): string {
@@ -58,21 +63,27 @@ export function showValue(v: unknown): string {
     if (c === "\n") return "\\n";
     if (c === "\t") return "\\t";
     if (c === "\r") return "\\r";
-    return `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`;
+    const code = c.charCodeAt(0);
+    return code > 0xff ? `\\u{${code.toString(16)}}` : `\\x${code.toString(16).padStart(2, "0")}`;
   });
   return escaped === "" || /[\s"=\\]/.test(escaped) || escaped !== s ? `"${escaped}"` : escaped;
 }
 
-/** One grep-friendly line: timestamp, then seq agent kind cap, then the record's own fields. */
-export function formatLine(r: Pick<AuditRecord, "seq" | "ts" | "agent" | "kind" | "cap" | "fields">): string {
-  const parts = [r.ts, `seq=${r.seq}`, `agent=${showValue(r.agent)}`, `kind=${r.kind}`, `cap=${showValue(r.cap)}`];
-  const f = JSON.parse(r.fields) as Record<string, unknown>;
+/** `key=value` pairs, an object's own fields flattened one level (`args.path=…`), each escaped. */
+export function formatFields(f: Record<string, unknown>): string[] {
+  const parts: string[] = [];
   for (const [k, v] of Object.entries(f)) {
     if (v && typeof v === "object" && !Array.isArray(v)) {
       for (const [k2, v2] of Object.entries(v as Record<string, unknown>)) parts.push(`${k}.${k2}=${showValue(v2)}`);
     } else parts.push(`${k}=${showValue(v)}`);
   }
-  return parts.join(" ");
+  return parts;
+}
+
+/** One grep-friendly line: timestamp, then seq agent kind cap, then the record's own fields. */
+export function formatLine(r: Pick<AuditRecord, "seq" | "ts" | "agent" | "kind" | "cap" | "fields">): string {
+  const parts = [r.ts, `seq=${r.seq}`, `agent=${showValue(r.agent)}`, `kind=${r.kind}`, `cap=${showValue(r.cap)}`];
+  return [...parts, ...formatFields(JSON.parse(r.fields) as Record<string, unknown>)].join(" ");
 }
 
 const text = new TextDecoder("utf-8", { fatal: true });

@@ -3,6 +3,7 @@
 // each capability's own executable; it has no I/O.
 import type { BrowserOpener } from "./browser.ts";
 import { usageError } from "./exit.ts";
+import type { Secret } from "./secret.ts";
 
 export type Risk = "low" | "medium" | "high" | "critical";
 
@@ -31,6 +32,8 @@ export interface CapabilitySchema {
   "x-vivary-risk": Risk;
   "x-vivary-scopes": string[];
   "x-vivary-credential": string | null;
+  /** The provider kinds a capability that acts through a service can use (providers/registry.ts). */
+  "x-vivary-providers"?: string[];
   "x-vivary-output": Record<string, unknown>;
   /** Commands for the man page's EXAMPLES, each with the start of what it prints; a test runs them. */
   "x-vivary-examples"?: { description: string; command: string; output: string }[];
@@ -41,11 +44,22 @@ export type Args = Readonly<Record<string, string | number | boolean | readonly 
 /** The effective scope handed to a capability: the values of its grant, by kind. */
 export type Scopes = Readonly<Record<string, readonly string[]>>;
 
+/** A provider as the operator configured it (policy `provider` node), without its secret. */
+export interface ProviderConfig {
+  name: string;
+  kind: string;
+  url: string;
+  settings: Readonly<Record<string, string>>;
+}
+
 /**
- * What the broker lends a call beyond its arguments and scope: host resources it owns and a
- * capability may not start itself. `browser` is there for capabilities that read the web.
+ * What the broker hands a call besides its arguments and scope, resolved at dispatch and held in
+ * memory: the provider and secret of the credential stage, and host resources the broker owns and
+ * a capability may not start itself (`browser`, for capabilities that read the web).
  */
 export interface CallContext {
+  provider?: ProviderConfig;
+  secret?: Secret;
   browser?: BrowserOpener;
 }
 
@@ -53,10 +67,19 @@ export interface Capability<A = Args, R = unknown> {
   schema: CapabilitySchema;
   /** Pure: is this call inside the scope? Returns the reason for a denial, or null. */
   authorize(args: A, scopes: Scopes): string | null;
+  /** For a capability that acts through a provider: which granted provider this call uses. */
+  provider?(args: A, scopes: Scopes): string;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
   run(args: A, scopes: Scopes, context?: CallContext): R | Promise<R>;
   /** The result as standard output, when it is not one line of JSON (a format the arguments chose). */
   render?(result: R, args: A): string;
+  /** Optional: what the call acts on, resolved under its scope, for an operator deciding on it. */
+  target?(args: A, scopes: Scopes): string;
+  /**
+   * Optional: after a crash, removes what an interrupted run of this call can have left on the
+   * host (confined like run); returns a short note for the record.
+   */
+  recover?(args: A, scopes: Scopes): string | Promise<string>;
 }
 
 export const kebab = (prop: string) => prop.replace(/_/g, "-");

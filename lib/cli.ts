@@ -7,6 +7,27 @@ import { Exit, VivError } from "./exit.ts";
 
 export const VERSION = "0.1.0";
 
+/** What an option's value is, for help text: clipanion itself shows `--state #0`. */
+const VALUE_NAMES: Record<string, string> = {
+  "--state": "DIR",
+  "--policy": "PATH",
+  "--agent": "NAME",
+  "--backend": "bwrap|nspawn",
+  "--reason": "TEXT",
+  "--cap": "NAME",
+  "--since": "TIME",
+  "--checkpoint": "FILE",
+};
+
+/** Help text with value names in place of clipanion's `#0` placeholders, options realigned. */
+export function withValueNames(usage: string): string {
+  const named = usage.replace(/(--[a-z][a-z-]*) #0/g, (_, flag: string) => `${flag} ${VALUE_NAMES[flag] ?? flag.slice(2).toUpperCase()}`);
+  const OPTION = /^ {2}(-\S.*?) {2,}(\S.*)$/;
+  const lines = named.split("\n");
+  const width = Math.max(0, ...lines.map((l) => OPTION.exec(l)?.[1]!.length ?? 0));
+  return lines.map((l) => l.replace(OPTION, (_, def: string, text: string) => `  ${def.padEnd(width)}    ${text}`)).join("\n");
+}
+
 export async function runCli(name: string, commands: CommandClass<BaseContext>[], argv: string[]): Promise<number> {
   // A reader that stops early (viv-log | head) is not an error.
   process.stdout.on("error", (e: NodeJS.ErrnoException) => process.exit(e.code === "EPIPE" ? Exit.ok : Exit.internal));
@@ -23,7 +44,7 @@ export async function runCli(name: string, commands: CommandClass<BaseContext>[]
     return Exit.usage;
   }
   if (command.help) {
-    process.stdout.write(cli.usage(command, { detailed: true }));
+    process.stdout.write(withValueNames(cli.usage(command, { detailed: true })));
     return Exit.ok;
   }
   command.context = context;
@@ -38,7 +59,7 @@ export async function runCli(name: string, commands: CommandClass<BaseContext>[]
     format: (colored) => cli.format(colored),
     process: (input, sub) => cli.process(input, { ...context, ...sub }),
     run: (input, sub) => cli.run(input, { ...context, ...sub }),
-    usage: (c, opts) => cli.usage(c, opts),
+    usage: (c, opts) => withValueNames(cli.usage(c, opts)),
   };
   try {
     const code = await command.validateAndExecute();

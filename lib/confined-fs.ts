@@ -4,9 +4,11 @@
 // symlink between any check and the write is refused by the kernel, not by a check that can
 // race. The file is replaced by rename(2) of a fully written, fsynced temporary in the same
 // directory: readers see the old file or the new one, never a half-written one.
-import { ptr } from "bun:ffi";
+// Buffers go to libc as typed arrays, never as pointer numbers: a number does not keep its buffer
+// alive, and a collection between building the arguments and the call frees it (a write once
+// failed with ENOENT because renameat read a freed temporary name).
 import { randomBytes } from "node:crypto";
-import { fdatasync, fsync } from "node:fs";
+import { fdatasync, fsync, readdirSync } from "node:fs";
 import { promisify } from "node:util";
 import { dataError, Exit, unavailableError, VivError } from "./exit.ts";
 import { errno, libc } from "./libc.ts";
@@ -61,13 +63,13 @@ export class EscapeAttempt extends VivError {
 function openat2(dirfd: number, path: string, flags: number, mode: number, resolve: number): number {
   const how = new BigUint64Array([BigInt(flags), BigInt(mode), BigInt(resolve)]);
   const p = cstr(path);
-  const fd = Number(libc.syscall(SYS_openat2, dirfd, ptr(p), ptr(how), 24n));
+  const fd = Number(libc.syscall(SYS_openat2, dirfd, p, how, 24n));
   return fd >= 0 ? fd : -errno();
 }
 
 function lstatAt(dirfd: number, name: string): { type: number; nlink: number } | null {
   const buf = new Uint8Array(STAT.size);
-  if (libc.fstatat(dirfd, ptr(cstr(name)), ptr(buf), AT_SYMLINK_NOFOLLOW) !== 0) {
+  if (libc.fstatat(dirfd, cstr(name), buf, AT_SYMLINK_NOFOLLOW) !== 0) {
     const e = errno();
     if (e === 2) return null;
     throw new VivError(Exit.internal, `cannot stat '${name}': ${errName(e)}`);
@@ -94,7 +96,7 @@ function stepInto(dirfd: number, name: string, shown: string, create: boolean): 
       throw new EscapeAttempt(`'${shown}' is ${type ? `${type}, not a directory` : "not a directory"}`);
     }
     if (e !== 2 || !create) throw new VivError(Exit.internal, `cannot open '${shown}': ${errName(e)}`);
-    if (libc.mkdirat(dirfd, ptr(cstr(name)), 0o755) !== 0 && errno() !== 17) {
+    if (libc.mkdirat(dirfd, cstr(name), 0o755) !== 0 && errno() !== 17) {
       throw new VivError(Exit.internal, `cannot create directory '${shown}': ${errName(errno())}`);
     }
   }
@@ -112,6 +114,38 @@ function openRoot(root: string): number {
 }
 
 export const MAX_WRITE_BYTES = 1024 * 1024;
+/** The names writeFileConfined gives its temporaries, and nothing else. */
+const TEMPORARY = /^\.viv-[0-9a-f]{16}\.tmp$/;
+
+/**
+ * Removes the temporaries that writes into `root/relativeDir…` left when the broker was killed
+ * mid-write, confined exactly like a write. Only regular files named as writeFileConfined names
+ * them are removed. Returns how many; a directory that does not exist holds none.
+ */
+export function removeTemporaries(root: string, relativeDir: readonly string[]): number {
+  const fds: number[] = [];
+  try {
+    let dirfd = openRoot(root);
+    fds.push(dirfd);
+    let shown = root;
+    for (const c of relativeDir) {
+      shown = `${shown}/${c}`;
+      const st = lstatAt(dirfd, c);
+      if (!st) return 0;
+      dirfd = stepInto(dirfd, c, shown, false);
+      fds.push(dirfd);
+    }
+    let removed = 0;
+    // The directory is listed through its descriptor, never by path again.
+    for (const name of readdirSync(`/proc/self/fd/${dirfd}`)) {
+      if (!TEMPORARY.test(name) || lstatAt(dirfd, name)?.type !== 0o100000) continue;
+      if (libc.unlinkat(dirfd, cstr(name), 0) === 0) removed++;
+    }
+    return removed;
+  } finally {
+    for (const fd of fds) libc.close(fd);
+  }
+}
 
 /**
  * Atomically replaces `root/relative…` with `data`. `root` is a granted directory, `relative` the
@@ -143,14 +177,14 @@ export async function writeFileConfined(root: string, relative: readonly string[
     try {
       libc.fchmod(fd, 0o644);
       for (let at = 0; at < data.length; ) {
-        const n = Number(libc.write(fd, ptr(data.subarray(at)), BigInt(data.length - at)));
+        const n = Number(libc.write(fd, data.subarray(at), BigInt(data.length - at)));
         if (n <= 0) throw new VivError(Exit.unavailable, `cannot write '${shown}': ${errName(errno())}`);
         at += n;
       }
       await fdatasyncAsync(fd).catch((e: NodeJS.ErrnoException) => {
         throw new VivError(Exit.unavailable, `cannot sync '${shown}': ${e.code}`);
       });
-      if (libc.renameat(dirfd, ptr(cstr(tmp)), dirfd, ptr(cstr(leaf))) !== 0) {
+      if (libc.renameat(dirfd, cstr(tmp), dirfd, cstr(leaf)) !== 0) {
         const e = errno();
         if (e === 21) throw new EscapeAttempt(`'${shown}' is a directory`);
         throw new VivError(Exit.internal, `cannot replace '${shown}': ${errName(e)}`);
@@ -161,7 +195,7 @@ export async function writeFileConfined(root: string, relative: readonly string[
       });
     } finally {
       libc.close(fd);
-      if (!renamed) libc.unlinkat(dirfd, ptr(cstr(tmp)), 0);
+      if (!renamed) libc.unlinkat(dirfd, cstr(tmp), 0);
     }
     return data.length;
   } finally {

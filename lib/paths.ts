@@ -7,6 +7,8 @@ export const Env = {
   policy: "VIVARY_POLICY",
   /** Set by the broker for an external capability: the effective scope, as JSON. */
   scope: "VIVARY_SCOPE",
+  /** The vault's key file, kept apart from the state directory that holds the sealed secrets. */
+  vaultKey: "VIVARY_VAULT_KEY",
 } as const;
 
 export const DEFAULT_POLICY = "/etc/vivary/policy.kdl";
@@ -23,6 +25,13 @@ export function resolveStateDir(flag: string | undefined, env = process.env): st
   return resolve(flag ?? env[Env.state] ?? defaultStateDir(env));
 }
 
+/** `/etc/vivary/vault.key` for root, else `$XDG_CONFIG_HOME/vivary/vault.key`: never under STATE. */
+export function resolveVaultKeyPath(env = process.env): string {
+  if (env[Env.vaultKey]) return resolve(env[Env.vaultKey]!);
+  if (process.getuid?.() === 0) return "/etc/vivary/vault.key";
+  return join(env.XDG_CONFIG_HOME || join(env.HOME ?? "/tmp", ".config"), "vivary", "vault.key");
+}
+
 export function resolvePolicyPath(flag: string | undefined, env = process.env): string {
   return resolve(flag ?? env[Env.policy] ?? DEFAULT_POLICY);
 }
@@ -34,6 +43,8 @@ export function stateLayout(state: string) {
     audit: join(state, "audit.db"),
     operatorSocket: join(state, "operator.sock"),
     brokerLock: join(state, "broker.lock"),
+    /** The credential vault: sealed secrets, their lock and when each was last used. */
+    vault: join(state, "vault"),
     agents: join(state, "agents"),
     /** Mounted read-only at JAIL.runDir: the agent's socket, its capability list, its stubs. */
     agentRun: (agent: string) => join(state, "agents", agent, "run"),

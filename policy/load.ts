@@ -1,11 +1,12 @@
 // Loads a policy (a KDL file or a directory of *.kdl) in two steps and fails closed: parse, then
-// validate every node and property. Any error is reported as file:line and the whole policy is
-// refused; there is no default and no partial policy.
+// validate every node and property: agents with their grants, and the providers those grants
+// name (each setting checked by its provider kind, learned from the catalog). Any error is
+// reported as file:line and the whole policy is refused; there is no default and no partial policy.
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import type { AgentPolicy, Backend, Catalog, Grant, Limits, Policy, Rate } from "./model.ts";
-import { refuseBroadDirectory, refuseBroadUrl } from "./scope.ts";
+import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
+import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseProviderUrl } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -15,6 +16,9 @@ export class PolicyError extends Error {
 }
 
 const AGENT_NAME = /^[a-z][a-z0-9-]{0,31}$/;
+const PROVIDER_NAME = /^[a-z][a-z0-9-]{0,63}$/;
+/** Settings every provider has, whatever its kind. */
+const COMMON_SETTINGS = ["kind", "url", "credential"];
 const UID_BASE = 200_000;
 const UID_SPAN = 800_000;
 
@@ -22,7 +26,14 @@ const UID_SPAN = 800_000;
 const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
   url: refuseBroadUrl,
+  contact: refuseContact,
 };
+
+/** A critical capability's approval when its grant names none. */
+export const DEFAULT_APPROVAL_MS = 5 * 60_000;
+const MAX_APPROVAL_MS = 24 * 3_600_000;
+const refuseSecretId = (v: string) => (SECRET_ID.test(v) ? null : `must match ${SECRET_ID.source}`);
+const quoted = (list: Iterable<string>) => [...list].map((k) => `'${k}'`).join(", ");
 
 const UNITS_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const PER_MS: Record<string, number> = { second: 1000, minute: 60_000, hour: 3_600_000, day: 86_400_000 };
@@ -37,9 +48,13 @@ export function agentUid(name: string): number {
 
 class Problems {
   list: string[] = [];
+  warnings: string[] = [];
   constructor(private file: string) {}
   at(node: Node, msg: string) {
     this.list.push(`${this.file}:${lineOf(node)}: ${msg}`);
+  }
+  warn(node: Node, msg: string) {
+    this.warnings.push(`${this.file}:${lineOf(node)}: ${msg}`);
   }
   where(node: Node) {
     return `${this.file}:${lineOf(node)}`;
@@ -86,6 +101,24 @@ function size(v: unknown): number | null {
   return m ? Number(m[1]) * SIZE[m[2]!]! : null;
 }
 
+/** `approval timeout="5m" [via="/abs/program"]`, or `approval "never"`. */
+function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }) {
+  if (!noChildren(p, c) || !onlyProps(p, c, ["timeout", "via"])) return;
+  if (g.approval || optOut.never) return void p.at(c, "'approval' is given twice");
+  if (c.values.length === 1 && c.values[0] === "never" && Object.keys(c.properties).length === 0) {
+    optOut.never = true;
+    return;
+  }
+  if (c.values.length) return void p.at(c, `'approval' takes timeout= (and via=), or the one value "never"`);
+  const { timeout, via } = c.properties;
+  const ms = duration(timeout ?? "5m");
+  if (ms === null || ms > MAX_APPROVAL_MS) return void p.at(c, `approval timeout '${timeout}' is not a duration from "1s" to "24h"`);
+  if (via !== undefined && (typeof via !== "string" || !via.startsWith("/") || via.includes("\0"))) {
+    return void p.at(c, `approval via '${via}' must be an absolute path to a program`);
+  }
+  g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
+}
+
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
   if (!onlyArgs(p, n, 1, "one capability name")) return null;
   const cap = n.values[0] as string;
@@ -94,8 +127,9 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
     p.at(n, `unknown capability '${cap}'`);
     return null;
   }
-  const g: Grant = { cap, scopes: {}, where: p.where(n) };
+  const g: Grant = { cap, scopes: {}, credentials: [], where: p.where(n) };
   const named = new Set<string>();
+  const optOut = { never: false };
   for (const c of n.children) {
     if (c.name === "rate") {
       if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) continue;
@@ -108,8 +142,18 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
       } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
-    } else if (c.name === "approval" || c.name === "credential") {
-      p.at(c, `'${c.name}' is not available for '${cap}' in this version of vivary`);
+    } else if (c.name === "approval") {
+      loadApproval(p, c, g, optOut);
+    } else if (c.name === "credential") {
+      if (!facts.credential) {
+        p.at(c, `'credential' is not used by '${cap}', which needs no secret`);
+        continue;
+      }
+      if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one vault id")) continue;
+      const v = c.values[0] as string;
+      const why = refuseSecretId(v);
+      if (why) p.at(c, `credential '${v}' refused: ${why}`);
+      else g.credentials.push(v);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
       if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
@@ -118,12 +162,19 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = [...facts.scopes, "rate"].map((k) => `'${k}'`).join(", ");
+      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), "rate", "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }
   for (const kind of facts.scopes) {
     if (!named.has(kind)) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
+  }
+  if (facts.risk === "critical") {
+    if (optOut.never) p.warn(n, `grant '${cap}' (risk critical) opts out of approval: its calls run without an operator`);
+    else g.approval ??= { timeoutMs: DEFAULT_APPROVAL_MS };
+  }
+  if (facts.credential && !facts.scopes.includes("provider") && g.credentials.length === 0) {
+    p.at(n, `grant '${cap}' needs a 'credential'`);
   }
   return g;
 }
@@ -179,6 +230,13 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         a.limits = l;
         break;
       }
+      case "max-risk": {
+        if (!noChildren(p, c) || !onlyArgs(p, c, 1, `one of ${RISKS.map((r) => `"${r}"`).join(", ")}`)) break;
+        const v = c.values[0] as Risk;
+        if (!RISKS.includes(v)) p.at(c, `max-risk '${v}' is not one of ${RISKS.map((r) => `"${r}"`).join(", ")}`);
+        else a.maxRisk = v;
+        break;
+      }
       case "grant": {
         const g = loadGrant(p, c, catalog);
         if (!g) break;
@@ -187,10 +245,94 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         break;
       }
       default:
-        p.at(c, `unknown node '${c.name}' in agent '${name}' (expected 'workspace', 'backend', 'limits', 'grant')`);
+        p.at(c, `unknown node '${c.name}' in agent '${name}' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')`);
+    }
+  }
+  if (a.maxRisk) {
+    for (const g of a.grants.values()) {
+      const risk = catalog.get(g.cap)!.risk;
+      if (RISKS.indexOf(risk) > RISKS.indexOf(a.maxRisk) && !g.approval) {
+        p.list.push(`${g.where}: grant '${g.cap}' (risk ${risk}) is above max-risk "${a.maxRisk}" of agent '${name}' and does not require approval`);
+      }
     }
   }
   return a;
+}
+
+/** Every provider kind some capability speaks, by name: the kinds a `provider` node may have. */
+function providerKinds(catalog: Catalog): Map<string, ProviderKindFacts> {
+  const kinds = new Map<string, ProviderKindFacts>();
+  for (const facts of catalog.values()) for (const [k, f] of facts.providerKinds) kinds.set(k, f);
+  return kinds;
+}
+
+function loadProvider(p: Problems, n: Node, kinds: Map<string, ProviderKindFacts>): Provider | null {
+  if (!onlyArgs(p, n, 1, "one provider name")) return null;
+  const name = n.values[0] as string;
+  if (!PROVIDER_NAME.test(name)) {
+    p.at(n, `provider name '${name}' must match ${PROVIDER_NAME.source}`);
+    return null;
+  }
+  const given = new Map<string, { value: string; node: Node }>();
+  for (const c of n.children) {
+    if (given.has(c.name)) {
+      p.at(c, `'${c.name}' is given twice for provider '${name}'`);
+      continue;
+    }
+    if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
+    given.set(c.name, { value: c.values[0] as string, node: c });
+  }
+  const kindNode = given.get("kind");
+  if (!kindNode) {
+    p.at(n, `provider '${name}' needs 'kind' (one of ${quoted(kinds.keys())})`);
+    return null;
+  }
+  const facts = kinds.get(kindNode.value);
+  if (!facts) {
+    p.at(kindNode.node, `unknown provider kind '${kindNode.value}' (expected ${quoted(kinds.keys())})`);
+    return null;
+  }
+  const expected = [...COMMON_SETTINGS, ...Object.keys(facts.settings)];
+  let ok = true;
+  const check = (key: string, why: string | null, node: Node, value: string) => {
+    if (why) (ok = false), p.at(node, `${key} '${value}' refused: ${why}`);
+  };
+  const settings: Record<string, string> = {};
+  for (const [key, { value, node }] of given) {
+    if (key === "kind") continue;
+    if (key === "url") check(key, refuseProviderUrl(value), node, value);
+    else if (key === "credential") check(key, refuseSecretId(value), node, value);
+    else if (facts.settings[key]) {
+      check(key, facts.settings[key]!.check(value), node, value);
+      settings[key] = value;
+    } else {
+      ok = false;
+      p.at(node, `unknown setting '${key}' for provider kind '${kindNode.value}' (expected ${quoted(expected)})`);
+    }
+  }
+  const required = [...COMMON_SETTINGS.slice(1), ...Object.entries(facts.settings).filter(([, s]) => s.required).map(([k]) => k)];
+  for (const key of required) {
+    if (!given.has(key)) (ok = false), p.at(n, `provider '${name}' needs '${key}'`);
+  }
+  if (!ok) return null;
+  return { name, kind: kindNode.value, url: given.get("url")!.value.replace(/\/+$/, ""), credential: given.get("credential")!.value, settings, where: p.where(n) };
+}
+
+/** A grant's `provider` nodes name providers defined somewhere in the policy, of a kind it speaks. */
+function checkGrantProviders(problems: string[], agents: Map<string, AgentPolicy>, providers: Map<string, Provider>, catalog: Catalog) {
+  for (const a of agents.values()) {
+    for (const g of a.grants.values()) {
+      const kinds = catalog.get(g.cap)!.providerKinds;
+      for (const name of g.scopes.provider ?? []) {
+        const pr = providers.get(name);
+        if (!pr) problems.push(`${g.where}: provider '${name}' of grant '${g.cap}' is not defined`);
+        else if (!kinds.has(pr.kind)) problems.push(`${g.where}: provider '${name}' is of kind '${pr.kind}', which '${g.cap}' does not speak (expected ${quoted(kinds.keys())})`);
+        else if (g.credentials.length && !g.credentials.includes(pr.credential)) {
+          problems.push(`${g.where}: provider '${name}' uses credential '${pr.credential}', which grant '${g.cap}' does not name`);
+        }
+      }
+    }
+  }
 }
 
 function policyFiles(path: string): string[] {
@@ -207,7 +349,10 @@ function policyFiles(path: string): string[] {
 /** Parses and validates policy text; `file` names it in errors. Throws PolicyError. */
 export function loadPolicyText(sources: { file: string; text: string }[], catalog: Catalog): Policy {
   const agents = new Map<string, AgentPolicy>();
+  const providers = new Map<string, Provider>();
+  const kinds = providerKinds(catalog);
   const problems: string[] = [];
+  const warnings: string[] = [];
   const hash = new Bun.CryptoHasher("sha256");
   for (const { file, text } of sources) {
     hash.update(`${basename(file)}\0${text}\0`);
@@ -218,8 +363,16 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
     }
     const p = new Problems(file);
     for (const n of parsed.nodes) {
+      if (n.name === "provider") {
+        const pr = loadProvider(p, n, kinds);
+        if (!pr) continue;
+        const prior = providers.get(pr.name);
+        if (prior) p.at(n, `provider '${pr.name}' is already defined at ${prior.where}`);
+        else providers.set(pr.name, pr);
+        continue;
+      }
       if (n.name !== "agent") {
-        p.at(n, `unknown node '${n.name}' (expected 'agent')`);
+        p.at(n, `unknown node '${n.name}' (expected 'agent', 'provider')`);
         continue;
       }
       const a = loadAgent(p, n, catalog);
@@ -229,7 +382,9 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
       else agents.set(a.name, a);
     }
     problems.push(...p.list);
+    warnings.push(...p.warnings);
   }
+  if (!problems.length) checkGrantProviders(problems, agents, providers, catalog);
   const byUid = new Map<number, string>();
   for (const a of agents.values()) {
     const other = byUid.get(a.uid);
@@ -237,7 +392,7 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
     byUid.set(a.uid, a.name);
   }
   if (problems.length) throw new PolicyError(problems);
-  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents };
+  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents, providers, warnings };
 }
 
 /** Reads a policy file or directory and validates it. Throws PolicyError (unreadable included). */

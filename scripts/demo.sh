@@ -4,6 +4,8 @@
 # served on loopback is read while a redirect from it to another address is refused, and the
 # audit log shows all of it.
 set -euo pipefail
+# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 export PATH="$PWD/dist/bin:$PATH"

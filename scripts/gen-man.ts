@@ -6,6 +6,7 @@ import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { kebab, type CapabilitySchema, type PropertySchema } from "../lib/capability.ts";
 import { Exit } from "../lib/exit.ts";
+import { PROVIDER_KINDS } from "../providers/registry.ts";
 
 const root = join(import.meta.dir, "..");
 
@@ -31,14 +32,31 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "Every connection the browser makes (redirects, frames, images, scripts, fetches, workers, WebSockets) is checked against these patterns by the broker's proxy, which resolves each name once and connects to the address it checked. Loopback, private, link-local (cloud metadata), CGNAT, multicast, unspecified and reserved addresses are refused unless a pattern names that exact address and port.",
     ],
   },
+  contact: {
+    arg: "NUMBER",
+    example: "+15550100000",
+    doc: [
+      "A phone number the capability may reach, in international form (a leading + and the country code; spaces, dots, dashes and parentheses allowed); repeat it to grant several.",
+      "Both it and the requested number are canonicalized to E.164 by libphonenumber-js before they are compared, so +1 (555) 010-0000 and +15550100000 are the same contact and nothing else is.",
+      "A value that is not a possible phone number is refused when the policy loads.",
+    ],
+  },
+  provider: {
+    arg: "NAME",
+    example: "family-sms",
+    doc: [
+      "A provider the capability may act through: the name of a top-level provider node of the policy, of a kind listed under PROVIDERS; repeat it to grant several.",
+      "The provider's settings and credential are the operator's; the agent only names which granted provider to use.",
+    ],
+  },
 };
 
 /** What each exit code means for one call, keyed like lib/exit.ts. */
 const EXIT_MEANINGS: Record<keyof typeof Exit, string> = {
   ok: "The call succeeded; its result is on standard output.",
   usage: "Usage error: an unknown, duplicated or abbreviated option, a missing required option, or a value of the wrong type or out of range.",
-  data: "Bad data: a value that passed the schema but cannot be used.",
-  unavailable: "The broker cannot be reached, or the capability or its provider is unavailable.",
+  data: "Bad data: a value that passed the schema but cannot be used, or a provider's reply that makes no sense.",
+  unavailable: "The broker cannot be reached, or the capability or its provider is unavailable: a provider that fails or refuses, or a credential the call needs that is not in the vault.",
   internal: "Internal error in the broker or the capability.",
   temporary: "Temporary failure: the grant's rate limit is reached or the call timed out; a later call may succeed.",
   protocol: "Protocol error between the stub and the broker.",
@@ -123,7 +141,9 @@ export function generate(name: string): string {
   L.push(".SH DESCRIPTION", sentences(schema.description), ".PP");
   L.push(`Risk: \\fB${risk}\\fR (of low, medium, high, critical).`);
   const cred = schema["x-vivary-credential"];
-  L.push(cred ? `It needs the credential \\fB${roff(cred)}\\fR, which the broker injects; it never enters the jail or argv.` : "It needs no credential.");
+  L.push(cred
+    ? `It needs a credential, ${roff(cred)}: the broker takes it from the vault (see \\fBviv secret\\fR in viv(1)) and hands it over in memory, and scrubs it from the result and from error lines; it never enters the jail, argv or the audit log.`
+    : "It needs no credential.");
   L.push(".PP", `Inside an agent's jail, \\fB${n}\\fR is a stub (viv\\-stub) that forwards its arguments to the broker over`);
   L.push(".IR /run/vivary/broker.sock .");
   L.push("The broker parses them against this page's options, checks them against the agent's grant, records the call in the audit log, runs it on the host and records its outcome before the result comes back; see");
@@ -149,6 +169,28 @@ export function generate(name: string): string {
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
   for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
   L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
+
+  const kinds = schema["x-vivary-providers"] ?? [];
+  if (kinds.length) {
+    L.push(".SH PROVIDERS", `\\fB${n}\\fR acts through a provider: a top\\-level \\fBprovider\\fR node of the policy, operator configuration the agent never sees, named by the grant.`);
+    L.push("An unknown kind or setting, or a missing required one, is a configuration error (exit 78) with its file and line.");
+    L.push("Every provider takes \\fBkind\\fR, \\fBurl\\fR and \\fBcredential\\fR; the settings of each kind follow.");
+    L.push(".TP", ".BI kind \" KIND\"", `One of ${kinds.map((k) => `\\fB${roff(k)}\\fR`).join(", ")}.`);
+    L.push(".TP", ".BI url \" URL\"", "The base URL of the service's API: https, or plain http to a loopback address only; no user name, password, query or fragment.");
+    L.push("Requests time out, replies are capped in size, and redirects are never followed.");
+    L.push(".TP", ".BI credential \" ID\"", "The vault id of the provider's secret (see viv(1), \\fBviv secret set\\fR); the secret itself is never in a policy.");
+    for (const k of kinds) {
+      const kind = PROVIDER_KINDS.get(k);
+      if (!kind) throw new Error(`${name}: provider kind '${k}' is not in providers/registry.ts`);
+      L.push(`.SS ${roff(k)}`, `Speaks the ${roff(kind.api)}.`, `Its credential is ${roff(kind.credentialDoc)}.`);
+      for (const [key, s] of Object.entries(kind.settings)) {
+        L.push(".TP", `.BI ${roff(key)} " ${roff(s.arg)}"`, `${s.required ? "Required" : "Optional"}. ${roff(s.doc)}`);
+      }
+      L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `provider "family\\-sms" {`, `    kind "${roff(k)}"`, `    url "${roff(kind.urlExample)}"`);
+      for (const [key, s] of Object.entries(kind.settings)) L.push(`    ${roff(key)} "${roff(s.example)}"`);
+      L.push(`    credential "${roff(k)}\\-main"`, "}", ".EE", ".in");
+    }
+  }
 
   L.push(".SH OUTPUT");
   if (output.type === "object" && output.properties) {

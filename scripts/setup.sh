@@ -2,9 +2,11 @@
 # Installs what vivary needs on a fresh Debian 12 machine with Node 20, npm and root, then builds
 # dist/. Safe to run again: it installs only what is missing.
 set -euo pipefail
+# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 
-packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils chromium socat)
+packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils tmux chromium socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -3,6 +3,8 @@
 # bats suites against real jails and a real broker (shellcheck runs as one of them). Ends with
 # one line "N passed, N failed" summing all suites; exits non-zero if anything failed.
 set -uo pipefail
+# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 cd "$(dirname "$0")/.." || exit 1
 ./scripts/setup.sh || { echo "0 passed, 1 failed"; exit 1; }
 

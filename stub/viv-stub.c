@@ -2,13 +2,16 @@
  * argv to the broker over /run/vivary/broker.sock (HELLO and CALL back to back), prints the
  * RESULT's stdout and stderr, and exits with its code. It decides nothing: every check lives in
  * the broker. Written in C because it is on every call's path: it must start in well under a
- * millisecond, which a JavaScript runtime cannot. Wire format: lib/frame.ts, vivary-protocol(7). */
+ * millisecond, which a JavaScript runtime cannot. Wire format: lib/frame.ts, vivary-protocol(7).
+ * While no broker listens (one is restarting), it retries the connection for a bounded time;
+ * once the call is sent it never retries, since the call may have taken effect. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SOCKET_PATH "/run/vivary/broker.sock"
@@ -19,6 +22,7 @@
 #define EX_SOFTWARE 70
 #define EX_PROTOCOL 76
 #define EX_USAGE 64
+#define CONNECT_WAIT_MS 10000
 
 static const char *name = "viv-stub";
 
@@ -94,6 +98,30 @@ static void refuse_on_error(const unsigned char *f, uint32_t len) {
     die(f[1] ? f[1] : EX_PROTOCOL, "refused by broker", msg);
 }
 
+static long long now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/* Connects, waiting up to CONNECT_WAIT_MS (5 ms, doubling to 200 ms between tries) while the
+ * socket is missing or nobody listens on it: the gap while a broker restarts. */
+static int connect_broker(const struct sockaddr_un *addr) {
+    long long deadline = now_ms() + CONNECT_WAIT_MS;
+    long pause_ms = 5;
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) die(EX_UNAVAILABLE, "cannot reach broker", strerror(errno));
+        if (connect(fd, (const struct sockaddr *)addr, sizeof *addr) == 0) return fd;
+        int e = errno;
+        close(fd);
+        if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) || now_ms() >= deadline) die(EX_UNAVAILABLE, "cannot reach broker", strerror(e));
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = pause_ms * 1000000L};
+        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+        if (pause_ms < 200) pause_ms *= 2;
+    }
+}
+
 int main(int argc, char **argv) {
     const char *slash = strrchr(argv[0], '/');
     name = slash ? slash + 1 : argv[0];
@@ -120,14 +148,12 @@ int main(int argc, char **argv) {
     }
     put32(call_len, (uint32_t)(p - call_start));
 
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) die(EX_UNAVAILABLE, "cannot reach broker", strerror(errno));
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     const char *path = getenv("VIVARY_SOCKET");
     if (!path || !*path) path = SOCKET_PATH;
     if (strlen(path) >= sizeof addr.sun_path) die(EX_USAGE, "cannot reach broker", "socket path too long");
     strcpy(addr.sun_path, path);
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) die(EX_UNAVAILABLE, "cannot reach broker", strerror(errno));
+    int fd = connect_broker(&addr);
     write_all(fd, buf, (size_t)(p - buf), EX_UNAVAILABLE, "cannot send call");
     free(buf);
 

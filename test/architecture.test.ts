@@ -205,7 +205,7 @@ describe("layering rules of ARCHITECTURE.md", () => {
   });
 
   test("library code never logs", () => {
-    const LIBRARY = /^(lib|policy|capabilities|images)\//;
+    const LIBRARY = /^(lib|policy|providers|capabilities|images)\//;
     const LOGS = /\bconsole\.|\bprocess\.(stdout|stderr)\b/;
     const found: string[] = [];
     for (const file of FILES.filter((f) => LIBRARY.test(f) && f !== "lib/cli.ts" && ruleFor(f)?.rule.allowed !== "anything")) {

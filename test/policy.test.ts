@@ -58,10 +58,10 @@ describe("refused, with file:line", () => {
   const grant = (body: string) => `agent "a" {\n    grant "fs-file-write" {\n        ${body}\n    }\n}\n`;
   const cases: [string, string, string][] = [
     ["a syntax error", `agent "a" {\n  workspace "/srv/x\n}`, `p.kdl:2: KDL syntax error: unexpected '\\n'`],
-    ["an unknown top-level node", `agnet "a"`, "p.kdl:1: unknown node 'agnet' (expected 'agent')"],
-    ["an unknown node in an agent", `agent "a" {\n  workspce "/srv/x"\n}`, "p.kdl:2: unknown node 'workspce' in agent 'a' (expected 'workspace', 'backend', 'limits', 'grant')"],
+    ["an unknown top-level node", `agnet "a"`, "p.kdl:1: unknown node 'agnet' (expected 'agent', 'provider')"],
+    ["an unknown node in an agent", `agent "a" {\n  workspce "/srv/x"\n}`, "p.kdl:2: unknown node 'workspce' in agent 'a' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')"],
     ["an unknown capability", `agent "a" {\n  grant "fs-file-wrte" { path "/srv/x"; }\n}`, "p.kdl:2: unknown capability 'fs-file-wrte'"],
-    ["an unknown scope node", grant(`path "/srv/r"\n        url "https://x"`), "p.kdl:4: unknown node 'url' in grant 'fs-file-write' (expected 'path', 'rate')"],
+    ["an unknown scope node", grant(`path "/srv/r"\n        url "https://x"`), "p.kdl:4: unknown node 'url' in grant 'fs-file-write' (expected 'path', 'rate', 'approval')"],
     ["an unknown property", `agent "a" {\n  limits memroy="1G"\n}`, "p.kdl:2: unknown property 'memroy' on 'limits' (expected 'memory', 'pids', 'timeout')"],
     ["a grant of the root", grant(`path "/"`), "p.kdl:3: path '/' refused: grants the whole filesystem"],
     ["a top-level directory", grant(`path "/srv"`), "p.kdl:3: path '/srv' refused: is a top-level directory; name a directory at least two levels deep"],
@@ -73,7 +73,7 @@ describe("refused, with file:line", () => {
     ["a grant with no scope", `agent "a" {\n  grant "fs-file-write"\n}`, "p.kdl:2: grant 'fs-file-write' needs at least one 'path'"],
     ["a bad rate", grant(`path "/srv/r"\n        rate 0 per="minute"`), "p.kdl:4: 'rate' takes one whole number of calls from 1 to 1000000"],
     ["a bad rate unit", grant(`path "/srv/r"\n        rate 5 per="week"`), `p.kdl:4: 'rate' needs per="second", "minute", "hour" or "day"`],
-    ["approval (not available yet)", grant(`path "/srv/r"\n        approval timeout="5m"`), "p.kdl:4: 'approval' is not available for 'fs-file-write' in this version of vivary"],
+    ["approval with a relative program", grant(`path "/srv/r"\n        approval via="ask"`), "p.kdl:4: approval via 'ask' must be an absolute path to a program"],
     ["a duplicate grant", `agent "a" {\n  grant "fs-file-write" { path "/srv/r"; }\n  grant "fs-file-write" { path "/srv/s"; }\n}`, "p.kdl:3: capability 'fs-file-write' is granted twice to agent 'a'"],
     ["a duplicate agent", `agent "a"\nagent "a"`, "p.kdl:2: agent 'a' is already defined at p.kdl:1"],
     ["a bad agent name", `agent "Bad Name"`, "p.kdl:1: agent name 'Bad Name' must match ^[a-z][a-z0-9-]{0,31}$"],
@@ -93,9 +93,9 @@ describe("refused, with file:line", () => {
 
 test("every problem is reported, not just the first", () => {
   expect(problems(`agent "a" {\n  bogus 1\n  grant "nope"\n}\nthing`)).toEqual([
-    "p.kdl:2: unknown node 'bogus' in agent 'a' (expected 'workspace', 'backend', 'limits', 'grant')",
+    "p.kdl:2: unknown node 'bogus' in agent 'a' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')",
     "p.kdl:3: unknown capability 'nope'",
-    "p.kdl:5: unknown node 'thing' (expected 'agent')",
+    "p.kdl:5: unknown node 'thing' (expected 'agent', 'provider')",
   ]);
 });
 

@@ -25,3 +25,18 @@ test("keys are independent and forget() drops an agent's buckets", () => {
   r.forget("a\0");
   expect(r.take("a\0cap", rate, 0)).toBe(true);
 });
+
+test("replaying the calls of the last period rebuilds the bucket; older calls do not count", () => {
+  const now = 1_000_000;
+  const live = new RateLimiter();
+  const times = [now - 70_000, now - 50_000, now - 30_000, now - 10_000];
+  for (const t of times) live.take("a", rate, t);
+  const restored = new RateLimiter();
+  restored.replay("a", rate, times, now);
+  // Same state: the next calls are allowed and refused alike.
+  const probe = (r: RateLimiter) => [now, now, now, now + 15_000, now + 15_000].map((t) => r.take("a", rate, t));
+  expect(probe(restored)).toEqual(probe(live));
+  const fresh = new RateLimiter();
+  fresh.replay("a", rate, [now - 60_001], now);
+  expect([0, 1, 2, 3].map(() => fresh.take("a", rate, now))).toEqual([true, true, true, false]);
+});

@@ -2,7 +2,7 @@
 // component-wise prefix match; the write itself is confined by the kernel (lib/confined-fs.ts),
 // so what the check allowed is all the write can reach, even against a racing agent.
 import type { Capability, CapabilitySchema } from "../../lib/capability.ts";
-import { EscapeAttempt, writeFileConfined } from "../../lib/confined-fs.ts";
+import { EscapeAttempt, removeTemporaries, writeFileConfined } from "../../lib/confined-fs.ts";
 import { dataError, deniedError, VivError } from "../../lib/exit.ts";
 import { matchPath } from "../../policy/scope.ts";
 import schemaJson from "./schema.json";
@@ -32,5 +32,14 @@ export const fsFileWrite: Capability<FsFileWriteInput, FsFileWriteResult> = {
       const message = `cannot write '${args.path}': ${e.message}`;
       throw e instanceof EscapeAttempt ? new EscapeAttempt(message) : new VivError(e.code, message);
     }
+  },
+  target(args, scopes) {
+    const m = matchPath(args.path, scopes.path ?? []);
+    return m.ok ? `${args.path} (under granted ${m.root})` : args.path;
+  },
+  recover(args, scopes) {
+    const m = matchPath(args.path, scopes.path ?? []);
+    if (!m.ok) return "no cleanup: the path is not granted now";
+    return `removed ${removeTemporaries(m.root, m.relative.slice(0, -1))} temporary files`;
   },
 };

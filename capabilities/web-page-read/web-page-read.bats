@@ -60,7 +60,7 @@ trap_count() {
 
 # browser_pid [AGENT]: the pid of the agent's browser as viv ps shows it, or -.
 browser_pid() {
-  viv ps --state "$STATE" | sed -n "s/^agent=${1:-$AGENT} .* browser=\([0-9-]*\)$/\1/p"
+  viv ps --state "$STATE" | sed -n "s/^agent=${1:-$AGENT} .* browser=\([0-9-]*\) caps=.*$/\1/p"
 }
 
 # browser_gone: true once viv ps shows no browser for the agent.

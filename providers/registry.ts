@@ -1,0 +1,7 @@
+// The one list of provider kinds. A capability names the kinds it speaks in its schema
+// (x-vivary-providers); the capability registry looks them up here for the policy loader, and
+// scripts/gen-man.ts documents each kind's settings from the same entries.
+import type { ProviderKind } from "./kind.ts";
+import { twilio } from "./twilio.ts";
+
+export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([[twilio.name, twilio]]);
