@@ -454,9 +454,9 @@ export class Broker {
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
-    // Only a capability that reads URLs is lent the agent's browser.
-    const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
-    const context: CallContext = capability.schema["x-vivary-scopes"].includes("url") ? { ...credential, browser: lease.open } : credential;
+    // Only a capability that reads URLs is lent the agent's browser; no other call touches it.
+    const lease = capability.schema["x-vivary-scopes"].includes("url") ? this.browsers.lease(agent.name, agent.uid, scopes.url ?? []) : null;
+    const context: CallContext = lease ? { ...credential, browser: lease.open } : credential;
     let blocked: string[] = [];
     try {
       stdout = renderResult(capability, await capability.run(args, scopes, context), args);
@@ -466,7 +466,7 @@ export class Broker {
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
     } finally {
-      blocked = lease.end().map((b) => `${b.dest} (${b.reason})`);
+      blocked = lease ? lease.end().map((b) => `${b.dest} (${b.reason})`) : [];
     }
     const scrubbed = context.secret ? scrubOutput(stdout, stderr, context.secret.reveal(), basicUsers) : null;
     if (scrubbed) ({ stdout, stderr } = scrubbed);

@@ -3,7 +3,7 @@
 import { Command, Option } from "clipanion";
 import * as t from "typanion";
 import { CAPABILITIES, CATALOG } from "../capabilities/registry.ts";
-import { runCli } from "../lib/cli.ts";
+import { runCli, stateOption } from "../lib/cli.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
 import { resolvePolicyPath, resolveStateDir, stateLayout } from "../lib/paths.ts";
@@ -12,7 +12,6 @@ import { runAgent } from "./run.ts";
 import { watchApprovals, pendingLine } from "./approvals.ts";
 import { SECRET_COMMANDS } from "./secret.ts";
 
-const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
 class RunCommand extends Command {
   static override paths = [["run"]];

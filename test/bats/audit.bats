@@ -140,7 +140,7 @@ tampered() {
   # Every call whose stub exited 0 (an acknowledged call) is noted in the workspace.
   viv run --agent scribe -- bash -c '
     for i in $(seq 1 400); do
-      if fs-file-write --path "$1/k$i" --content "$i" >/dev/null 2>&1; then echo "k$i" >>/workspace/acked; fi
+      if fs-file-write --path "$1/k$i" --content "$i" >/dev/null 2>>/workspace/errors; then echo "k$i" >>/workspace/acked; fi
     done' _ "$HOST/out" &
   local load=$!
   wait_for results_at_least 20
@@ -155,6 +155,7 @@ tampered() {
   # At most the call in flight at the kill was not acknowledged.
   local acked
   acked=$(wc -l <"$BATS_TEST_TMPDIR/ws/acked")
+  cat "$BATS_TEST_TMPDIR/ws/errors" 2>/dev/null || true   # shown when the test fails
   [ "$acked" -ge 399 ]
   # Every acknowledged call has its intent and an exit=0 outcome on the same connection, and its
   # content on disk. One pass: the paths whose intent's connection has an exit=0 result.
