@@ -19,6 +19,10 @@ CREATE TABLE IF NOT EXISTS records (
   prev   BLOB NOT NULL,
   hash   BLOB NOT NULL
 ) STRICT;
+-- viv-log's filters: an agent's or a capability's records in order, and where a time begins.
+CREATE INDEX IF NOT EXISTS records_agent ON records (agent, seq);
+CREATE INDEX IF NOT EXISTS records_cap ON records (cap, seq);
+CREATE INDEX IF NOT EXISTS records_ts ON records (ts);
 CREATE TRIGGER IF NOT EXISTS records_append_only_update BEFORE UPDATE ON records
   BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS records_append_only_delete BEFORE DELETE ON records

@@ -118,7 +118,9 @@ export class Broker {
         (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
       if (!tookToken) continue;
       const key = `${r.agent}\0${r.cap}`;
-      taken.set(key, [...(taken.get(key) ?? []), Date.parse(r.ts)]);
+      const times = taken.get(key);
+      if (times) times.push(Date.parse(r.ts));
+      else taken.set(key, [Date.parse(r.ts)]);
     }
     for (const { agent, grant } of rated) this.limiter.replay(`${agent}\0${grant.cap}`, grant.rate!, taken.get(`${agent}\0${grant.cap}`) ?? []);
   }

@@ -55,7 +55,16 @@ class PrintCommand extends Command {
     const params: Record<string, string | number> = { after: 0 };
     if (this.agent) (where.push("agent = $agent"), (params.agent = this.agent));
     if (this.cap) (where.push("cap = $cap"), (params.cap = this.cap));
-    if (this.since) (where.push("ts >= $since"), (params.since = parseSince(this.since)));
+    if (this.since) {
+      const since = parseSince(this.since);
+      where.push("ts >= $since");
+      params.since = since;
+      // Start at the lowest seq of that time (found on the ts index), so no filter scans the log
+      // before it: no earlier record can match. With none yet, start after the head (--follow).
+      const first = db.query("SELECT min(seq) AS seq FROM records WHERE ts >= ?").get(since) as { seq: number | null };
+      const head = db.query("SELECT max(seq) AS seq FROM records").get() as { seq: number | null };
+      params.after = first.seq !== null ? first.seq - 1 : (head.seq ?? 0);
+    }
     const q = db.query(`SELECT * FROM records WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ${PAGE}`);
     const out = this.context.stdout;
     for (;;) {
