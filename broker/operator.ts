@@ -3,12 +3,13 @@
 // see it, so nothing here can be reached or spoofed by an agent.
 import { chmodSync, rmSync } from "node:fs";
 import { capabilityList } from "./agent-dir.ts";
+import { VivError } from "../lib/exit.ts";
 import type { Broker } from "./server.ts";
 
 const MAX_REQUEST = 64 * 1024;
 
 export interface OperatorRequest {
-  op: "ps" | "agent" | "kill" | "jail-start" | "jail-end" | "approvals" | "approve" | "deny";
+  op: "ps" | "agent" | "kill" | "jail-start" | "jail-end" | "approvals" | "approve" | "deny" | "rotate";
   agent?: string;
   pid?: number;
   /** approve, deny: the pending call's id. */
@@ -74,6 +75,12 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
           : broker.approvals.settle(req.id, { decision: "deny", by: "operator", who, reason, exit: 77 });
       return done ? { ok: true } : { ok: false, exit: 65, error: `no pending call '${req.id}' (already decided, timed out, or never requested)` };
     }
+    case "rotate":
+      try {
+        return { ok: true, ...broker.rotateLog() };
+      } catch (e) {
+        return { ok: false, exit: e instanceof VivError ? e.code : 70, error: `cannot rotate the log: ${(e as Error).message}` };
+      }
     default:
       return { ok: false, exit: 64, error: `unknown operation '${(req as { op: unknown }).op}'` };
   }

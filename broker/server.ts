@@ -125,6 +125,11 @@ export class Broker {
     for (const { agent, grant } of rated) this.limiter.replay(`${agent}\0${grant.cap}`, grant.rate!, taken.get(`${agent}\0${grant.cap}`) ?? []);
   }
 
+  /** Moves the audit log to the archive; the new file's first record continues its chain. */
+  rotateLog() {
+    return this.audit.rotate();
+  }
+
   /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */
   async replacePolicy(next: Policy) {
     const old = this.policy;

@@ -41,6 +41,8 @@ export function stateLayout(state: string) {
   return {
     root: state,
     audit: join(state, "audit.db"),
+    /** Rotated logs, `audit-FIRST-LAST.db`; the live log's first record names the newest. */
+    archive: join(state, "archive"),
     operatorSocket: join(state, "operator.sock"),
     brokerLock: join(state, "broker.lock"),
     /** The credential vault: sealed secrets, their lock and when each was last used. */
