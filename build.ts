@@ -12,7 +12,8 @@ mkdirSync(bin, { recursive: true });
 mkdirSync(join(dist, "libexec"), { recursive: true });
 
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-stub")} ${join(root, "stub", "viv-stub.c")}`;
-await $`${process.execPath} build --compile --minify-whitespace --minify-syntax ${join(root, "bin", "vivary.ts")} --outfile ${join(bin, "vivary")}`.quiet();
+// The audit log's checkpointer runs in a worker thread, so it is an entry point of its own.
+await $`${process.execPath} build --compile --minify-whitespace --minify-syntax ${join(root, "bin", "vivary.ts")} ${join(root, "broker", "checkpointer.ts")} --outfile ${join(bin, "vivary")}`.quiet();
 
 for (const name of ["viv", "viv-broker", "viv-log", ...CAPABILITIES.keys()]) {
   rmSync(join(bin, name), { force: true });

@@ -1,6 +1,7 @@
 // The audit store: STATE/audit.db, one append-only hash chain of every frame and security event.
 // WAL with synchronous=FULL; triggers refuse UPDATE and DELETE. append() resolves only once the
-// record is durable. Records queued in one event-loop turn share one transaction (group commit),
+// record is durable. The broker's store checkpoints the WAL in a worker (broker/checkpointer.ts),
+// off the call path. Records queued in one event-loop turn share one transaction (group commit),
 // which is how concurrent agents stay fast while forming a single chain. verifyChain() re-walks
 // the chain for viv-log. rotate() moves the log into STATE/archive and carries its head into the
 // new file's first record (kind=rotate), so one chain runs across files and verifies as one.
@@ -48,6 +49,17 @@ interface Pending {
 
 const NO_BYTES = new Uint8Array(0);
 
+/** Commits between two checkpoint requests to the worker. */
+const CHECKPOINT_EVERY = 256;
+/** SQLite's own checkpoint, inline, only when the worker falls this far behind (pages of 4 KiB). */
+const BACKSTOP_PAGES = 16384;
+
+/** The checkpointer worker: in the compiled executable, entry points are named from the root. */
+function startCheckpointer(): Worker {
+  const spec = import.meta.url.includes("$bunfs") ? "./broker/checkpointer.ts" : new URL("./checkpointer.ts", import.meta.url).href;
+  return new Worker(spec);
+}
+
 /** The kind of a log's first record when it continues an archived log. */
 export const ROTATE_KIND = "rotate";
 const ARCHIVE_NAME = /^audit-([0-9]+)-([0-9]+)\.db$/;
@@ -91,13 +103,16 @@ export class AuditStore {
   private headSeq = 0;
   private headHash: Uint8Array = GENESIS;
   private closed = false;
+  private checkpointer: Worker | null = null;
+  private commitsSinceCheckpoint = 0;
 
   /**
    * Opens (or creates) the log at `path`. Given the archive directory, a new, empty log whose
    * predecessor was rotated away (by rotate(), by hand, or by a rotation cut short by a crash)
    * continues the newest archive's chain instead of starting a new one.
    */
-  constructor(private path: string, private archiveDir?: string) {
+  constructor(private path: string, private archiveDir?: string, opts: { checkpointInWorker?: boolean } = {}) {
+    if (opts.checkpointInWorker) this.checkpointer = startCheckpointer();
     this.db = this.open();
     this.insert = this.prepareInsert();
     const head = this.db.query("SELECT * FROM records ORDER BY seq DESC LIMIT 1").get() as AuditRecord | null;
@@ -119,6 +134,7 @@ export class AuditStore {
     db.exec("PRAGMA journal_mode = WAL");
     db.exec("PRAGMA synchronous = FULL");
     db.exec("PRAGMA busy_timeout = 5000");
+    if (this.checkpointer) db.exec(`PRAGMA wal_autocheckpoint = ${BACKSTOP_PAGES}`);
     db.exec(SCHEMA);
     return db;
   }
@@ -203,6 +219,10 @@ export class AuditStore {
       return;
     }
     batch.forEach((p, i) => p.resolve(seqs[i]!));
+    if (this.checkpointer && ++this.commitsSinceCheckpoint >= CHECKPOINT_EVERY) {
+      this.commitsSinceCheckpoint = 0;
+      this.checkpointer.postMessage(this.path);
+    }
   }
 
   private write(e: AuditEvent): number {
@@ -251,6 +271,7 @@ export class AuditStore {
     if (this.closed) return;
     this.flush();
     this.closed = true;
+    this.checkpointer?.terminate();
     this.insert.finalize();
     this.db.close();
   }

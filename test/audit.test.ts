@@ -177,3 +177,20 @@ test("an empty log refuses to rotate", async () => {
   expect(() => a.rotate()).toThrow("the log has no records to rotate");
   a.close();
 });
+
+test("the broker's store folds the WAL into the file from its worker, not inline", async () => {
+  const { statSync } = await import("node:fs");
+  const path = fresh();
+  const a = new AuditStore(path, undefined, { checkpointInWorker: true });
+  const initial = statSync(path).size;
+  // 300 commits pass the worker's request point (256) but stay far below SQLite's inline backstop.
+  for (let i = 0; i < 300; i++) await a.append({ agent: "ag", kind: "call", cap: "fs-file-write", fields: { i } });
+  let grown = false;
+  for (let t = 0; t < 500 && !grown; t++) {
+    grown = statSync(path).size > initial;
+    if (!grown) await Bun.sleep(10);
+  }
+  a.close();
+  expect(grown).toBe(true);
+  expect(verify(path)).toMatchObject({ ok: true, seq: 300 });
+});
