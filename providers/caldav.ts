@@ -16,7 +16,7 @@ const USERNAME = /^[^\s:\u0000-\u001f\u007f]{1,128}$/;
 
 export const caldav: ProviderKind = {
   name: "caldav",
-  api: "CalDAV (RFC 4791): PUT of an iCalendar object (RFC 5545) into a calendar collection below the calendar home, with If-None-Match: *",
+  api: "CalDAV protocol (RFC 4791): a PUT of an iCalendar object (RFC 5545) into a calendar collection below the calendar home, with If-None-Match: *",
   urlExample: "https://dav.example.com/alice/",
   exampleName: "home-calendar",
   credentialDoc: "the user's password, sent with the username as HTTP basic auth",

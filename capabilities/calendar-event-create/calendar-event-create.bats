@@ -158,8 +158,10 @@ refute_canary() {
   [ "${stderr_lines[0]}" = "calendar-event-create: cannot invite 'eve@example.com.evil.example': domain 'example.com.evil.example' is not a granted attendee domain" ]
   run -77 --separate-stderr cec --title Elsewhere --start 2026-12-03T10:00Z --end 2026-12-03T11:00Z --calendar private
   [ "${stderr_lines[0]}" = "calendar-event-create: cannot create an event in calendar 'private': outside granted calendars 'work', 'family', 'absent'" ]
+  run -77 --separate-stderr cec --title Elsewhere --start 2026-12-03T10:00Z --end 2026-12-03T11:00Z --provider other-server
+  [ "${stderr_lines[0]}" = "calendar-event-create: cannot create an event through provider 'other-server': not granted" ]
   [ "$(event_count work)" -eq 1 ]
-  [ "$(viv-log --agent "$AGENT" --json | jq -r 'select(.kind == "deny") | .stage' | sort | uniq -c | tr -s ' ')" = " 3 authorize" ]
+  [ "$(viv-log --agent "$AGENT" --json | jq -r 'select(.kind == "deny") | .stage' | sort | uniq -c | tr -s ' ')" = " 4 authorize" ]
 }
 
 @test "times in any offset spelling name the same instant; a time without an offset or an end before the start is 65" {

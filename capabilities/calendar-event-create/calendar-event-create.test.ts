@@ -131,6 +131,8 @@ describe("authorize", () => {
     ["an attendee of a subdomain", { attendees: ["bob@mail.example.com"] }, "cannot invite 'bob@mail.example.com': domain 'mail.example.com' is not a granted attendee domain"],
     ["an attendee of a look-alike domain", { attendees: ["bob@example.com.evil.example"] }, "cannot invite 'bob@example.com.evil.example': domain 'example.com.evil.example' is not a granted attendee domain"],
     ["a malformed attendee is left to run (bad data, not a denial)", { attendees: ["not-an-address"] }, null],
+    ["a granted provider by name", { provider: "home-calendar" }, null],
+    ["a provider not granted", { provider: "other-server" }, "cannot create an event through provider 'other-server': not granted"],
   ];
   for (const [name, args, why] of cases) {
     test(name, () => expect(cap.authorize({ title: "x", start: "2026-12-03T10:00:00Z", end: "2026-12-03T11:00:00Z", ...args }, scopes)).toBe(why));

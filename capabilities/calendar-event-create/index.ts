@@ -13,7 +13,7 @@ import schemaJson from "./schema.json";
 import type { CalendarEventCreateInput, CalendarEventCreateResult } from "./types.ts";
 
 const chosenCalendar = (args: CalendarEventCreateInput, scopes: Scopes) => args.calendar ?? scopes.calendar?.[0] ?? "";
-const chosenProvider = (_args: CalendarEventCreateInput, scopes: Scopes) => scopes.provider?.[0] ?? "";
+const chosenProvider = (args: CalendarEventCreateInput, scopes: Scopes) => args.provider ?? scopes.provider?.[0] ?? "";
 
 /** The scope check: the reason for a denial, or null. Malformed attendees are left to run (65). */
 function outsideScope(args: CalendarEventCreateInput, scopes: Scopes): string | null {
@@ -22,7 +22,8 @@ function outsideScope(args: CalendarEventCreateInput, scopes: Scopes): string | 
   if (why) return `cannot create an event in calendar '${calendar}': ${why}`;
   const a = matchAttendees(args.attendees ?? [], scopes["attendee-domain"] ?? [], scopes.attendees ?? []);
   if (!a.ok && !a.data) return `cannot invite ${a.reason}`;
-  if (!chosenProvider(args, scopes)) return "no provider granted";
+  const p = chosenProvider(args, scopes);
+  if (!(scopes.provider ?? []).includes(p)) return `cannot create an event through provider '${p}': not granted`;
   return null;
 }
 

@@ -26,6 +26,10 @@ export interface CalendarEventCreateInput {
    * Which granted calendar (a collection below the provider's calendar home) gets the event (default: the first one the grant names)
    */
   calendar?: string;
+  /**
+   * Which of the grant's providers (CalDAV servers) gets the event (default: the first one the grant names)
+   */
+  provider?: string;
 }
 
 export interface CalendarEventCreateResult {
