@@ -163,6 +163,13 @@ describe("an event created on Radicale", () => {
     expect(await got.text()).toContain(`UID:${r.event_id}`);
   });
 
+  test("a title at the length bound, in several scripts, survives line folding exactly", async () => {
+    const title = [..."Réunion 会議 встреча 🗓️ ; , \\ ".repeat(8)].slice(0, 180).join("") + "x".repeat(20);
+    expect([...title].length).toBe(200);
+    const r = await create({ title });
+    expect((await serverEvents("work")).get(r.event_id)!.getFirstPropertyValue("summary")).toBe(title);
+  });
+
   test("goes to the calendar the call names, and only there", async () => {
     const r = await create({ calendar: "family", title: "Dinner" });
     expect((await serverEvents("family")).has(r.event_id)).toBe(true);
@@ -217,13 +224,14 @@ describe("provider errors are one line, and never hold the password", () => {
     expect(c).toBe(Exit.unavailable);
     expect(m).toMatch(/^provider 'home-calendar' failed: cannot reach http:\/\/127\.0\.0\.1:1: [^\n]*$/);
   });
-  test("a redirect, a server error, a refusal: each one line, the password in none", async () => {
+  test("a redirect, a server error, a reply over the size cap, a refusal: each one line, the password in none", async () => {
     const server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
       fetch(req) {
         const path = new URL(req.url).pathname;
         if (path.startsWith("/redirect/")) return new Response(null, { status: 307, headers: { location: "http://127.0.0.2/steal" } });
+        if (path.startsWith("/big/")) return new Response("x".repeat(300 * 1024), { status: 201 });
         if (path.startsWith("/error/")) return new Response(`internal error, your auth was ${req.headers.get("authorization")}`, { status: 500 });
         return new Response(`bad request: ${req.headers.get("authorization")}`, { status: 400 });
       },
@@ -233,6 +241,7 @@ describe("provider errors are one line, and never hold the password", () => {
       const cases: [string, string][] = [
         ["redirect", "provider 'home-calendar' failed: redirect (HTTP 307) refused; redirects are never followed"],
         ["error", "provider 'home-calendar' failed: HTTP 500"],
+        ["big", "provider 'home-calendar' failed: reply larger than 262144 bytes"],
         ["refuse", "provider 'home-calendar' refused the event (HTTP 400)"],
       ];
       for (const [p, why] of cases) {
