@@ -298,6 +298,7 @@ function canonicalDomain(v: string): { ok: true; domain: string } | { ok: false;
 
 /** An `attendee-domain` scope: a domain name of at least two labels, matched exactly (no wildcard). */
 export function refuseAttendeeDomain(v: string): string | null {
+  if (v.includes("*")) return "has a wildcard; name each domain exactly";
   const d = canonicalDomain(v);
   return d.ok ? null : d.reason;
 }

@@ -283,7 +283,7 @@ describe("policy", () => {
     expect(problems(full.replace("max=5", "limit=5"))).toEqual(["p.kdl:11: unknown property 'limit' on 'attendees' (expected 'max')"]);
     expect(problems(`${full}\nattendees max=3`)).toEqual(["p.kdl:13: 'attendees' is given twice"]);
     expect(problems(full.replace(`"work"`, `"../work"`))).toEqual(["p.kdl:10: calendar '../work' refused: is not a calendar collection name (letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit)"]);
-    expect(problems(full.replace(`"example.com"`, `"*.example.com"`))).toEqual(["p.kdl:12: attendee-domain '*.example.com' refused: not a domain name"]);
+    expect(problems(full.replace(`"example.com"`, `"*.example.com"`))).toEqual(["p.kdl:12: attendee-domain '*.example.com' refused: has a wildcard; name each domain exactly"]);
   });
   test("the provider needs its username, and plain http only to loopback", () => {
     expect(problems(full, `provider "home-calendar" {\n kind "caldav"\n url "https://dav.example.com/alice/"\n credential "caldav-main"\n}`)).toEqual(["p.kdl:1: provider 'home-calendar' needs 'username'"]);
