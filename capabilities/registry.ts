@@ -6,11 +6,13 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";
 import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
+import { calendarEventCreate } from "./calendar-event-create/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
   ["web-page-read", webPageRead],
   ["messaging-message-send", messagingMessageSend],
+  ["calendar-event-create", calendarEventCreate],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {

@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
-import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseProviderUrl } from "./scope.ts";
+import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -27,7 +27,24 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
   url: refuseBroadUrl,
   contact: refuseContact,
+  calendar: refuseCalendarName,
+  "attendee-domain": refuseAttendeeDomain,
 };
+
+/** Scope kinds written as one property instead of a value (`attendees max=5`), kept as its value's text. */
+const SCOPE_BOUNDS: Record<string, { prop: string; check: (v: unknown) => string | null }> = {
+  attendees: { prop: "max", check: refuseAttendeeBound },
+};
+
+function loadBoundScope(p: Problems, c: Node, g: Grant, bound: { prop: string; check: (v: unknown) => string | null }) {
+  if (!noChildren(p, c) || !onlyProps(p, c, [bound.prop])) return;
+  const v = c.properties[bound.prop];
+  if (c.values.length || v === undefined) return void p.at(c, `'${c.name}' takes ${bound.prop}= only`);
+  if (g.scopes[c.name]) return void p.at(c, `'${c.name}' is given twice`);
+  const why = bound.check(v);
+  if (why) p.at(c, `${c.name} ${bound.prop}=${String(v)} refused: ${why}`);
+  else g.scopes[c.name] = [String(v)];
+}
 
 /** A critical capability's approval when its grant names none. */
 export const DEFAULT_APPROVAL_MS = 5 * 60_000;
@@ -156,6 +173,10 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       else g.credentials.push(v);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
+      if (SCOPE_BOUNDS[c.name]) {
+        loadBoundScope(p, c, g, SCOPE_BOUNDS[c.name]!);
+        continue;
+      }
       if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
       const v = c.values[0] as string;
       const why = SCOPE_KINDS[c.name]?.(v);

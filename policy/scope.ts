@@ -251,3 +251,96 @@ export function refuseProviderUrl(v: string): string | null {
   if (u.search || u.hash || v.includes("?") || v.includes("#")) return "has a query or fragment";
   return null;
 }
+
+// ---------------------------------------------------------------------------------------------
+// calendar, attendees, attendee-domain: what a calendar event may be written to and who it may
+// invite. A calendar is named by its collection's last path segment under the provider's calendar
+// home; attendees are e-mail addresses whose domain (IDNA to punycode, lower case, by the WHATWG
+// URL parser) must be one the grant names exactly, and whose number the grant bounds.
+
+const CALENDAR_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** A `calendar` scope, or a requested calendar: one path segment, no dot segments, no escapes. */
+export function refuseCalendarName(v: string): string | null {
+  return CALENDAR_NAME.test(v) ? null : "is not a calendar collection name (letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit)";
+}
+
+/** Whether a requested calendar is one of the granted ones (compared exactly). */
+export function matchCalendar(requested: string, granted: readonly string[]): string | null {
+  const why = refuseCalendarName(requested);
+  if (why) return `calendar name ${why}`;
+  return granted.includes(requested) ? null : `outside granted calendar${granted.length > 1 ? "s" : ""} ${granted.map((g) => `'${g}'`).join(", ")}`;
+}
+
+/** The most attendees a grant may allow on one event (`attendees max=N`). */
+export const MAX_ATTENDEES = 50;
+
+/** The value of `attendees max=N`: a whole number from 0 to MAX_ATTENDEES. */
+export function refuseAttendeeBound(v: unknown): string | null {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_ATTENDEES ? null : `max must be a whole number from 0 to ${MAX_ATTENDEES}`;
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** A domain name in canonical form (IDNA to punycode, lower case), or why it is not one. */
+function canonicalDomain(v: string): { ok: true; domain: string } | { ok: false; reason: string } {
+  if (!/^[^\s/?#@:[\]\\%*]{1,253}$/u.test(v)) return { ok: false, reason: "not a domain name" };
+  let host: string;
+  try {
+    host = new URL(`http://${v}/`).hostname;
+  } catch {
+    return { ok: false, reason: "not a domain name" };
+  }
+  const labels = host.split(".");
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^[0-9]+$/.test(labels.at(-1)!)) return { ok: false, reason: "not a domain name of at least two labels" };
+  return { ok: true, domain: host };
+}
+
+/** An `attendee-domain` scope: a domain name of at least two labels, matched exactly (no wildcard). */
+export function refuseAttendeeDomain(v: string): string | null {
+  if (v.includes("*")) return "has a wildcard; name each domain exactly";
+  const d = canonicalDomain(v);
+  return d.ok ? null : d.reason;
+}
+
+const LOCAL_PART = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+export type Email = { ok: true; address: string; domain: string } | { ok: false; reason: string };
+
+/**
+ * Parses an attendee's e-mail address: local-part@domain, the local part a dot-atom of at most
+ * 64 characters (no quoted strings, comments or display names), the domain a name of at least
+ * two labels, canonicalized. The address returned has the canonical domain.
+ */
+export function parseEmail(v: string): Email {
+  const at = v.lastIndexOf("@");
+  if (at <= 0 || v.length > 254) return { ok: false, reason: "not an e-mail address (local-part@domain)" };
+  const local = v.slice(0, at);
+  if (local.length > 64 || !LOCAL_PART.test(local)) return { ok: false, reason: "not an e-mail address (local-part@domain)" };
+  const d = canonicalDomain(v.slice(at + 1));
+  if (!d.ok) return { ok: false, reason: `domain ${d.reason}` };
+  return { ok: true, address: `${local}@${d.domain}`, domain: d.domain };
+}
+
+/**
+ * Checks a list of attendees against a grant: each address valid, no address twice, each domain
+ * one of the granted domains (canonical, exact), and no more than the granted bound. Returns the
+ * canonical addresses, or the reason the list is refused (`data` when an address is malformed).
+ */
+export function matchAttendees(requested: readonly string[], domains: readonly string[], bound: readonly string[]): { ok: true; addresses: string[] } | { ok: false; data: boolean; reason: string } {
+  const max = bound.length ? Math.min(...bound.map(Number)) : 0;
+  const granted = new Set(domains.map((d) => canonicalDomain(d)).flatMap((d) => (d.ok ? [d.domain] : [])));
+  const addresses: string[] = [];
+  for (const r of requested) {
+    const e = parseEmail(r);
+    if (!e.ok) return { ok: false, data: true, reason: `attendee '${r}': ${e.reason}` };
+    if (addresses.some((a) => a.toLowerCase() === e.address.toLowerCase())) return { ok: false, data: true, reason: `attendee '${r}' is given twice` };
+    addresses.push(e.address);
+  }
+  if (addresses.length > max) return { ok: false, data: false, reason: `${addresses.length} attendee${addresses.length > 1 ? "s" : ""}: the grant allows at most ${max}` };
+  for (const [i, a] of addresses.entries()) {
+    const domain = a.slice(a.lastIndexOf("@") + 1);
+    if (!granted.has(domain)) return { ok: false, data: false, reason: `'${requested[i]}': domain '${domain}' is not a granted attendee domain` };
+  }
+  return { ok: true, addresses };
+}

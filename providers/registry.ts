@@ -2,6 +2,10 @@
 // (x-vivary-providers); the capability registry looks them up here for the policy loader, and
 // scripts/gen-man.ts documents each kind's settings from the same entries.
 import type { ProviderKind } from "./kind.ts";
+import { caldav } from "./caldav.ts";
 import { twilio } from "./twilio.ts";
 
-export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([[twilio.name, twilio]]);
+export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([
+  [twilio.name, twilio],
+  [caldav.name, caldav],
+]);

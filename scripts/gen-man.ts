@@ -11,7 +11,7 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 const root = join(import.meta.dir, "..");
 
 /** What each scope kind means in a grant. A capability declaring a kind not listed here fails. */
-const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] }> = {
+const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[]; node?: string }> = {
   path: {
     arg: "DIR",
     example: "/srv/reports",
@@ -39,6 +39,31 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "A phone number the capability may reach, in international form (a leading + and the country code; spaces, dots, dashes and parentheses allowed); repeat it to grant several.",
       "Both it and the requested number are canonicalized to E.164 by libphonenumber-js before they are compared, so +1 (555) 010-0000 and +15550100000 are the same contact and nothing else is.",
       "A value that is not a possible phone number is refused when the policy loads.",
+    ],
+  },
+  calendar: {
+    arg: "NAME",
+    example: "work",
+    doc: [
+      "A calendar the capability may write to: the name of a collection directly below the provider's calendar home (its url), such as work for https://dav.example.com/alice/work/; repeat it to grant several.",
+      "The name is compared exactly; it is letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit, and anything else is refused when the policy loads.",
+    ],
+  },
+  attendees: {
+    arg: "",
+    example: "5",
+    node: "attendees max=5",
+    doc: [
+      "Written attendees max=N: the most attendees one event may have, a whole number from 0 (no invitations) to 50; given once.",
+      "A call with more distinct attendees is denied with exit status 77.",
+    ],
+  },
+  "attendee-domain": {
+    arg: "DOMAIN",
+    example: "example.com",
+    doc: [
+      "A domain the attendees' e-mail addresses may belong to; repeat it to grant several (with attendees max=0 it still must be named, and invites nobody).",
+      "It and each attendee's domain are compared in canonical form (IDNA to punycode, lower case) and exactly: example.com does not grant sub.example.com. A value that is not a domain name of at least two labels, or that holds a wildcard, is refused when the policy loads.",
     ],
   },
   provider: {
@@ -163,11 +188,15 @@ export function generate(name: string): string {
   L.push(".SH SCOPE", `A grant of \\fB${n}\\fR in a policy takes these nodes; each scope kind must be named at least once (see`, ".BR vivary\\-policy (5)).");
   for (const kind of scopes) {
     const k = SCOPE_KINDS[kind]!;
-    L.push(".TP", `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
+    L.push(".TP", k.node ? `.B ${roff(k.node)}` : `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
   }
   L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
-  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
+  const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
+  for (const kind of scopes) {
+    const k = SCOPE_KINDS[kind]!;
+    L.push(`    ${k.node ? roff(k.node) : `${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : k.example)}"`}`);
+  }
   L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];
@@ -186,7 +215,7 @@ export function generate(name: string): string {
       for (const [key, s] of Object.entries(kind.settings)) {
         L.push(".TP", `.BI ${roff(key)} " ${roff(s.arg)}"`, `${s.required ? "Required" : "Optional"}. ${roff(s.doc)}`);
       }
-      L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `provider "family\\-sms" {`, `    kind "${roff(k)}"`, `    url "${roff(kind.urlExample)}"`);
+      L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `provider "${roff(kind.exampleName ?? "family-sms")}" {`, `    kind "${roff(k)}"`, `    url "${roff(kind.urlExample)}"`);
       for (const [key, s] of Object.entries(kind.settings)) L.push(`    ${roff(key)} "${roff(s.example)}"`);
       L.push(`    credential "${roff(k)}\\-main"`, "}", ".EE", ".in");
     }
