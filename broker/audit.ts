@@ -257,14 +257,16 @@ export class AuditStore {
     return out.reverse();
   }
 
-  /** The records written at or after `sinceIso`, oldest first; read backwards from the head. */
-  recentRecords(sinceIso: string): Array<{ ts: string; agent: string; kind: string; cap: string; fields: Record<string, unknown> }> {
-    const out = [];
-    for (const r of this.db.query("SELECT ts, agent, kind, cap, fields FROM records ORDER BY seq DESC").iterate() as Iterable<{ ts: string; agent: string; kind: string; cap: string; fields: string }>) {
-      if (r.ts < sinceIso) break;
-      out.push({ ...r, fields: JSON.parse(r.fields) as Record<string, unknown> });
-    }
-    return out.reverse();
+  /**
+   * The records written at or after `sinceIso`, oldest first, only of `kinds` when given. Starts
+   * at the lowest seq of that time (the ts index finds it), so older records are never read.
+   */
+  recentRecords(sinceIso: string, kinds?: readonly string[]): Array<{ ts: string; agent: string; kind: string; cap: string; fields: Record<string, unknown> }> {
+    const first = this.db.query("SELECT min(seq) AS seq FROM records WHERE ts >= ?").get(sinceIso) as { seq: number | null };
+    if (first.seq === null) return [];
+    const only = kinds ? ` AND kind IN (${kinds.map(() => "?").join(", ")})` : "";
+    const rows = this.db.query(`SELECT ts, agent, kind, cap, fields FROM records WHERE seq >= ? AND ts >= ?${only} ORDER BY seq`).all(first.seq, sinceIso, ...(kinds ?? [])) as Array<{ ts: string; agent: string; kind: string; cap: string; fields: string }>;
+    return rows.map((r) => ({ ...r, fields: JSON.parse(r.fields) as Record<string, unknown> }));
   }
 
   close() {

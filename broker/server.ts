@@ -111,7 +111,7 @@ export class Broker {
     if (rated.length === 0) return;
     const longest = Math.max(...rated.map((r) => r.grant.rate!.perMs));
     const taken = new Map<string, number[]>();
-    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString())) {
+    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString(), ["call", "approval-request", "deny"])) {
       const tookToken =
         (r.kind === "call" && r.fields.approval === undefined) ||
         r.kind === "approval-request" ||
