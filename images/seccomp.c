@@ -28,9 +28,9 @@
 #include <string.h>
 #include <unistd.h>
 
-/* Docker's default allowlist (moby/profiles seccomp/default.json, the unconditional rule), its
- * x86_64 names, less ioctl and socketpair (checked below) and modify_ldt (nothing a jail runs
- * needs it). */
+/* Docker's default allowlist (moby/profiles seccomp/default.json: the unconditional rule in its
+ * x86_64 names, and arch_prctl, which it allows on x86_64), less ioctl and socketpair (checked
+ * below) and modify_ldt (nothing a jail runs needs it). */
 static const char *const ALLOWED[] = {
     "accept", "accept4", "access", "adjtimex", "alarm", "arch_prctl", "bind", "brk", "cachestat",
     "capget", "capset", "chdir", "chmod", "chown", "clock_adjtime", "clock_getres",
