@@ -2,13 +2,13 @@
 // temporary state directory with two agents, runs one jail of the first through `viv run`, and
 // from inside it attempts the escapes vivary promises to stop: the network and DNS, host files,
 // capabilities and NoNewPrivs, the terminal, the other agent's socket, /proc, inherited fds,
-// symlinks planted against fs-file-write, and every rule of the seccomp filter (with
+// symlinks planted against fs-file-write and a directory swapped for one while it writes, and every rule of the seccomp filter (with
 // viv-try-syscall). Prints one line per probe, `ok NAME` or `FAIL NAME: what was seen`, and
 // exits 1 when any probe fails. VIVARY_SELFTEST_WEAKEN=seccomp runs the same jail without its
 // filter: the negative control that shows the probes catch a weakened jail.
 import { Command, Option } from "clipanion";
 import * as t from "typanion";
-import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bwrapArgv } from "../broker/jail-bwrap.ts";
@@ -56,6 +56,20 @@ mkdir -p /workspace/out
 fs-file-write --path "$5/out/ok.txt" --content fine >/dev/null 2>&1; echo "fsw-plain $?"
 ln -s "$4/target.txt" /workspace/out/link && fs-file-write --path "$5/out/link" --content pwned >/dev/null 2>&1; echo "fsw-symlink $?"
 ln -s "$4" /workspace/out/dir && fs-file-write --path "$5/out/dir/new.txt" --content pwned >/dev/null 2>&1; echo "fsw-symlink-dir $?"
+mkdir /workspace/out/race
+python3 -c '
+import os, sys, time
+d, outside, stop = "/workspace/out/race", sys.argv[1], "/tmp/race-stop"
+end = time.monotonic() + 10
+while not os.path.exists(stop) and time.monotonic() < end:
+    try:
+        os.rename(d, d + ".real"); os.symlink(outside, d); os.unlink(d); os.rename(d + ".real", d)
+    except OSError:
+        pass
+' "$4" &
+n=0; while [ $n -lt 40 ]; do fs-file-write --path "$5/out/race/f$n" --content raced >/dev/null 2>&1; n=$((n+1)); done
+: >/tmp/race-stop; wait
+echo "fsw-race $(ls /workspace/out/race /workspace/out/race.real 2>/dev/null | grep -c '^f')"
 ./viv-try-syscall | sed 's/^/seccomp /'
 `;
 
@@ -85,6 +99,8 @@ function judge(lines: string[], listenerHits: number, outside: string, report: R
   } catch {}
   const untouched = target === "untouched\n" && !existsSync(join(outside, "new.txt"));
   report(one("fsw-plain") === "0" && one("fsw-symlink") !== "0" && one("fsw-symlink-dir") !== "0" && untouched, "fs-file-write-links", `plain ${one("fsw-plain")}, via symlink ${one("fsw-symlink")}, via directory symlink ${one("fsw-symlink-dir")}, outside file ${untouched ? "untouched" : "changed"}`);
+  const strays = readdirSync(outside).filter((f) => f !== "target.txt");
+  report(kv.has("fsw-race") && strays.length === 0 && target === "untouched\n", "fs-file-write-race", `${one("fsw-race")} of 40 writes landed inside while the directory was swapped for a symlink; outside: ${strays.join(" ") || "nothing new"}`);
   const seen = new Map((kv.get("seccomp") ?? []).map((l) => l.split(" ") as [string, string]));
   for (const [probe, want] of Object.entries(SECCOMP_EXPECTED)) {
     const got = seen.get(probe) ?? "(none)";

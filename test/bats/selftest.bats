@@ -13,7 +13,7 @@ load helpers
   [ "${lines[-1]}" = "selftest: every probe passed" ]
   [[ "$output" != *FAIL* ]]
   local p
-  for p in fd-leak network dns host-files capabilities no-new-privs terminal agent-sockets proc fs-file-write-links \
+  for p in fd-leak network dns host-files capabilities no-new-privs terminal agent-sockets proc fs-file-write-links fs-file-write-race \
     seccomp-ioctl_tiocsti seccomp-clone_newuser seccomp-unshare_newnet seccomp-socket_packet seccomp-personality_no_aslr seccomp-clone3 seccomp-io_uring_setup seccomp-unlisted_lsm_list_modules; do
     [[ "$output" == *$'\n'"ok $p"$'\n'* ]]
   done
