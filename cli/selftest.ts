@@ -69,7 +69,7 @@ while not os.path.exists(stop) and time.monotonic() < end:
 ' "$4" &
 n=0; while [ $n -lt 40 ]; do fs-file-write --path "$5/out/race/f$n" --content raced >/dev/null 2>&1; n=$((n+1)); done
 : >/tmp/race-stop; wait
-echo "fsw-race $(ls /workspace/out/race /workspace/out/race.real 2>/dev/null | grep -c '^f')"
+echo "fsw-race $(find /workspace/out -type f -name 'f*' | wc -l)"
 ./viv-try-syscall | sed 's/^/seccomp /'
 `;
 
