@@ -5,7 +5,7 @@
  * An allowlist in the style of Docker's default profile: each syscall named in ALLOWED is allowed,
  * every other one fails with ENOSYS, so a syscall a newer kernel adds stays denied until it is
  * named here. The syscalls that give a process more kernel to attack, or another process to
- * reach, are named in DENIED and fail with EPERM. Five are allowed only for some arguments, and
+ * reach, are named in DENIED and fail with EPERM. Six are allowed only for some arguments, and
  * fail with EPERM for the others: clone and unshare (no namespace flag), personality (the default
  * only), ioctl (never TIOCSTI or TIOCLINUX) and socket and socketpair (AF_UNIX, AF_INET, AF_INET6,
  * and AF_NETLINK for NETLINK_ROUTE only). clone3 is left out on purpose: its flags are in memory
