@@ -7,6 +7,7 @@ import { dirname } from "node:path";
 import { Exit, VivError } from "../lib/exit.ts";
 import { JAIL } from "../lib/paths.ts";
 import { systemLayout } from "../images/bwrap-layout.ts";
+import { seccompArgs, spawnWithSeccomp } from "./jail-seccomp.ts";
 
 export interface JailSpec {
   /** Host uid and gid the jail runs as; null when not root (the caller's own uid is used). */
@@ -47,6 +48,7 @@ export function bwrapArgv(spec: JailSpec): string[] {
     "--die-with-parent",
     "--new-session",
     "--cap-drop", "ALL",
+    ...seccompArgs(),
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemLayout(),
@@ -82,7 +84,7 @@ export function spawnJail(spec: JailSpec, timeoutMs?: number) {
     checkReachable(spec.runDir, "state directory");
     if (spec.workspace) checkReachable(spec.workspace, "workspace");
   }
-  const proc = Bun.spawn(bwrapArgv(spec), {
+  const proc = spawnWithSeccomp(bwrapArgv(spec), {
     stdio: ["inherit", "inherit", "inherit"],
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   });

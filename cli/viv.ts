@@ -11,6 +11,7 @@ import { loadPolicy, PolicyError } from "../policy/load.ts";
 import { runAgent } from "./run.ts";
 import { watchApprovals, pendingLine } from "./approvals.ts";
 import { SECRET_COMMANDS } from "./secret.ts";
+import { SelftestCommand } from "./selftest.ts";
 
 
 class RunCommand extends Command {
@@ -162,4 +163,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS, SelftestCommand], argv);

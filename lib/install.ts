@@ -2,6 +2,7 @@
 // dist/libexec beside it) or from source (bun bin/…ts, with the build's dist/ in the checkout).
 import { existsSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { Exit, VivError } from "./exit.ts";
 
 export const SOURCE_ROOT = join(import.meta.dir, "..");
 const compiled = import.meta.dir.startsWith("/$bunfs") || basename(process.execPath) === "vivary";
@@ -21,4 +22,11 @@ export function stubBinary(): string {
 export function selfCommand(program: string): string[] {
   if (compiled) return [join(dirname(process.execPath), program)];
   return [process.execPath, join(SOURCE_ROOT, "bin", `${program}.ts`)];
+}
+
+/** The jails' seccomp filter, a BPF program written by the build (images/seccomp.c). */
+export function seccompFilter(): string {
+  const p = join(distDir(), "libexec", "viv-seccomp.bpf");
+  if (!existsSync(p)) throw new VivError(Exit.unavailable, `the jail's seccomp filter is missing at '${p}'; run 'bun run build.ts'`);
+  return p;
 }
