@@ -22,3 +22,10 @@ export function selfCommand(program: string): string[] {
   if (compiled) return [join(dirname(process.execPath), program)];
   return [process.execPath, join(SOURCE_ROOT, "bin", `${program}.ts`)];
 }
+
+/** The MCP bridge (dist/libexec/viv-mcp.mjs), which each agent's directory gets a copy of. */
+export function mcpBridge(): string {
+  const p = process.env.VIVARY_MCP_BRIDGE ?? join(distDir(), "libexec", "viv-mcp.mjs");
+  if (!existsSync(p)) throw new Error(`viv-mcp.mjs not found at '${p}'; run 'bun run build'`);
+  return p;
+}
