@@ -55,6 +55,11 @@ async function main(argv: string[]) {
   }
 
   const link = new BrokerLink(JAIL.socket);
+  let busy = 0;
+  let ending = false;
+  const stop = () => (link.close(), process.exit(0));
+  // Once the handlers are done, their replies are written before the next turn of the loop.
+  const stopWhenIdle = () => ending && busy === 0 && setImmediate(stop);
   const server = new Server({ name: NAME, version: VERSION }, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS });
 
   server.setRequestHandler(ListToolsRequestSchema, () => {
@@ -66,7 +71,16 @@ async function main(argv: string[]) {
   });
 
   server.setRequestHandler(CallToolRequestSchema, async (req) => {
-    const { name, arguments: args } = req.params;
+    busy++;
+    try {
+      return await callTool(req.params.name, req.params.arguments);
+    } finally {
+      busy--;
+      stopWhenIdle();
+    }
+  });
+
+  async function callTool(name: string, args: Record<string, unknown> | undefined) {
     if (!TOOL_NAME.test(name)) throw new McpError(ErrorCode.InvalidParams, `Unknown tool: ${name}`);
     // A name missing from the list still goes to the broker, which refuses and records it; the
     // list may also be older than a policy reload that granted it.
@@ -89,19 +103,11 @@ async function main(argv: string[]) {
       if (e instanceof LinkError) return errorResult(e.message);
       throw e;
     }
-  });
+  }
 
   const transport = new StdioServerTransport();
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    link.close();
-    void server.close().finally(() => process.exit(0));
-  };
-  // The client went away: nothing is left to answer.
-  process.stdin.on("end", stop);
-  process.stdin.on("close", stop);
+  // The client closed our input: answer what is in flight (it may still read), then exit.
+  process.stdin.on("end", () => ((ending = true), stopWhenIdle()));
   server.onclose = stop;
   await server.connect(transport);
 }

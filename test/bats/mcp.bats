@@ -52,13 +52,36 @@ write_step() {
   jq -cn --arg p "$1" --arg c "$2" '{op: "call", name: "fs-file-write", arguments: {path: $p, content: $c}}'
 }
 
+# man_example N: the Nth example (.EX block) of viv-mcp(1), as it reads.
+man_example() {
+  python3 - "$VIV_ROOT/man/viv-mcp.1" "$1" <<'PY'
+import re, sys
+blocks = re.findall(r"^\.EX\n(.*?)^\.EE$", open(sys.argv[1]).read(), re.S | re.M)
+text = blocks[int(sys.argv[2]) - 1]
+for roff, plain in (("\\-", "-"), ("\\(aq", "'"), ("\\(dq", '"'), ("\\e", "\\"), ("\\&", "")):
+    text = text.replace(roff, plain)
+sys.stdout.write(text)
+PY
+}
+
 # step N: the JSON line of the Nth step's outcome (1-based; line 1 is the connection's).
 step() { sed -n "$(($1 + 1))p" <<<"$output"; }
 
-@test "viv-mcp is on PATH in a jail with capabilities, and offers MCP 2025-11-25" {
+@test "viv-mcp is on PATH in a jail with capabilities, offers MCP 2025-11-25, and its man page example runs" {
   run -0 viv run --agent mcp-a -- sh -c 'command -v viv-mcp; viv-mcp --help | head -n 1'
   [ "${lines[0]}" = /run/vivary/bin/viv-mcp ]
   [ "${lines[1]}" = "usage: viv-mcp" ]
+  # EXAMPLES: the command after "$ ", then the start of each line it prints (up to "...").
+  local example
+  example=$(man_example 5)
+  [[ "$example" == '$ printf '* ]]
+  run -0 --separate-stderr viv run --agent mcp-a -- sh -c "$(head -n 1 <<<"$example" | cut -c3-)"
+  [ "${#lines[@]}" -eq 2 ]
+  local i want
+  for i in 0 1; do
+    want=$(sed -n "$((i + 2))p" <<<"$example")
+    [[ "${lines[$i]}" == "${want%...}"* ]]
+  done
   run -0 --separate-stderr mcp mcp-a '[]'
   [ "$(jq -r .protocolVersion <<<"${lines[0]}")" = 2025-11-25 ]
   [ "$(jq -r .server.name <<<"${lines[0]}")" = viv-mcp ]
@@ -176,16 +199,30 @@ step() { sed -n "$(($1 + 1))p" <<<"$output"; }
   [ "$conns" = 2 ]
 }
 
-@test "an MCP client inside the jail starts viv-mcp from PATH and calls through it" {
+@test "an MCP client inside the jail starts viv-mcp as viv-mcp(1) configures Claude Code and Codex CLI" {
   # The SDK lives in node_modules, which the jail cannot see: the client goes in bundled.
   viv run --agent mcp-a -- true
   "$VIV_ROOT/node_modules/.bin/bun" build --target=node --outfile "$BATS_TEST_TMPDIR/ws/mcp-a/client.mjs" "$CLIENT" >/dev/null
   chmod a+r "$BATS_TEST_TMPDIR/ws/mcp-a/client.mjs"
+  local claude codex
+  claude=$(man_example 2 | jq -c '.mcpServers.vivary | [.command] + .args')
+  codex=$(man_example 3 | python3 -c 'import json, sys, tomllib; s = tomllib.loads(sys.stdin.read())["mcp_servers"]["vivary"]; print(json.dumps([s["command"], *s["args"]]))')
+  [ "$claude" = '["viv-mcp"]' ]
+  [ "$codex" = '["viv-mcp"]' ]
   local steps
   steps=$(jq -cs . <<<"{\"op\":\"list\"} $(write_step "$HOST/out/inside.txt" 'from inside')")
-  run -0 --separate-stderr viv run --agent mcp-a -- node --jitless --no-expose-wasm /workspace/client.mjs "$steps" -- viv-mcp
+  run -0 --separate-stderr viv run --agent mcp-a -- node --jitless --no-expose-wasm /workspace/client.mjs "$steps" -- "$(jq -r '.[0]' <<<"$claude")"
   [ "$(jq -r .protocolVersion <<<"$(step 0)")" = 2025-11-25 ]
   [ "$(jq -c '[.tools[].name]' <<<"$(step 1)")" = '["fs-file-write","web-page-read"]' ]
   [ "$(jq -c .result.isError <<<"$(step 2)")" = false ]
   [ "$(cat "$HOST/out/inside.txt")" = "from inside" ]
+}
+
+@test "a client on the host starts the bridge in the agent's jail as viv-mcp(1) shows" {
+  local cmd
+  mapfile -t cmd < <(man_example 4 | jq -r '.mcpServers.researcher | [.command] + .args | .[]' | sed 's/^researcher$/mcp-a/')
+  [ "${cmd[*]}" = "viv run --agent mcp-a -- viv-mcp" ]
+  run -0 --separate-stderr node "$CLIENT" "[$(write_step "$HOST/out/host.txt" 'from the host')]" -- "${cmd[@]}"
+  [ "$(jq -c .result.isError <<<"$(step 1)")" = false ]
+  [ "$(cat "$HOST/out/host.txt")" = "from the host" ]
 }
