@@ -3,9 +3,11 @@
 // Plain Node JavaScript; bundled (bun build --target=node) it also runs inside a jail.
 //
 //   node mcp-client.mjs STEPS-JSON -- CMD [ARG...]
-//   STEPS-JSON: [{"op":"list"} | {"op":"call","name":N,"arguments":{...}} | {"op":"raw-call","params":{...}}]
+//   STEPS-JSON: [{"op":"list"} | {"op":"call","name":N,"arguments":{...}} | {"op":"raw-call","params":{...}}
+//                | {"op":"parallel","calls":[{"name":N,"arguments":{...}},...]}]   (sent all at once)
 // Prints one JSON line when connected ({"op":"connected",protocolVersion,server,instructions}),
-// then one per step: {"op":"list","tools"} or {"op":"call","name","result"} or {"op":..,"error"}
+// then one per step: {"op":"list","tools"} or {"op":"call","name","result"} or
+// {"op":"parallel","results":[...]} or {"op":..,"error"}
 // (a JSON-RPC error), then {"op":"closed"}.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
@@ -32,6 +34,7 @@ for (const step of steps) {
   try {
     if (step.op === "list") print({ op: "list", tools: (await client.listTools()).tools });
     else if (step.op === "call") print({ op: "call", name: step.name, result: await client.callTool({ name: step.name, arguments: step.arguments }, undefined, { timeout: 120_000 }) });
+    else if (step.op === "parallel") print({ op: "parallel", results: await Promise.all(step.calls.map((c) => client.callTool(c, undefined, { timeout: 120_000 }))) });
     else if (step.op === "raw-call") print({ op: "raw-call", result: await client.request({ method: "tools/call", params: step.params }, CallToolResultSchema) });
     else throw new Error(`unknown step ${JSON.stringify(step)}`);
   } catch (e) {

@@ -175,6 +175,23 @@ step() { sed -n "$(($1 + 1))p" <<<"$output"; }
   [ "$(viv-log --agent mcp-a --json | jq -s '[.[] | select(.kind == "call") | .conn] | unique | length')" = 3 ]
 }
 
+@test "calls a client sends all at once wait their turn on the one connection, each with its own result" {
+  local steps
+  steps=$(for i in $(seq 1 12); do write_step "$HOST/out/p$i.txt" "parallel $i"; done | jq -cs '[{op: "parallel", calls: [.[] | {name, arguments}]}]')
+  run -0 --separate-stderr mcp mcp-a "$steps"
+  local results
+  results=$(step 1)
+  [ "$(jq '.results | length' <<<"$results")" = 12 ]
+  local i
+  for i in $(seq 1 12); do
+    [ "$(jq -r --argjson i "$i" '.results[$i - 1].content[0].text | fromjson | .path' <<<"$results")" = "$HOST/out/p$i.txt" ]
+    [ "$(cat "$HOST/out/p$i.txt")" = "parallel $i" ]
+  done
+  [ "$(viv-log --agent mcp-a --json | jq -s '[.[] | select(.kind == "call") | .conn] | unique | length')" = 1 ]
+  # Nothing broke the protocol (two calls in flight on one connection would be a violation).
+  [ "$(viv-log --agent mcp-a --json | jq -s '[.[] | select(.kind == "protocol")] | length')" = 0 ]
+}
+
 @test "a broker killed while a call is in flight fails that call cleanly; the next call reaches the new broker" {
   start_broker
   local out="$BATS_TEST_TMPDIR/client.out"
