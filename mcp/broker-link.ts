@@ -33,13 +33,17 @@ export class BrokerLink {
   private turn: Promise<unknown> = Promise.resolve();
   private idleSince = 0;
   private closed = false;
-  /** Connections opened so far; a test and `--help` have no use for it, a log line does. */
-  connections = 0;
+
+  private readonly connectWaitMs: number;
+  private readonly refreshIdleMs: number;
 
   constructor(
     private readonly socketPath: string,
-    private readonly connectWaitMs = CONNECT_WAIT_MS,
-  ) {}
+    timing: { connectWaitMs?: number; refreshIdleMs?: number } = {},
+  ) {
+    this.connectWaitMs = timing.connectWaitMs ?? CONNECT_WAIT_MS;
+    this.refreshIdleMs = timing.refreshIdleMs ?? REFRESH_IDLE_MS;
+  }
 
   /** Sends one call and resolves with its result; calls run one after another, in order. */
   call(cap: string, argv: string[]): Promise<CallOutcome> {
@@ -56,7 +60,7 @@ export class BrokerLink {
 
   private async callNow(cap: string, argv: string[]): Promise<CallOutcome> {
     if (this.closed) throw new LinkError("viv-mcp: shutting down");
-    if (this.sock && performance.now() - this.idleSince > REFRESH_IDLE_MS) this.drop();
+    if (this.sock && performance.now() - this.idleSince >= this.refreshIdleMs) this.drop();
     let frame: Uint8Array;
     try {
       frame = encodeFrame({ type: "call", cap, args: argv });
@@ -81,7 +85,6 @@ export class BrokerLink {
         const sock = await connect(this.socketPath);
         this.attach(sock);
         sock.write(encodeFrame({ type: "hello", version: PROTOCOL_VERSION }));
-        this.connections++;
         return sock;
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
