@@ -1,7 +1,9 @@
 // Tables for the MCP bridge's pure part (mcp/tools.ts): tool arguments as argv, round-tripped
 // through the broker's own argv parser; refusals of what argv cannot carry; call outcomes as tool
-// results; the capability list's parsing. And the one timing the bridge repeats from the broker.
+// results; the capability list's parsing; the one timing the bridge repeats from the broker; and
+// the built bridge's own face outside a jail (run after a build).
 import { describe, expect, test } from "bun:test";
+import { join } from "node:path";
 import { LIMITS } from "../broker/server.ts";
 import { CAPABILITIES } from "../capabilities/registry.ts";
 import { parseArgv, type CapabilitySchema } from "../lib/capability.ts";
@@ -111,4 +113,22 @@ describe("capability list", () => {
 
 test("the bridge replaces an idle connection before the broker ends it", () => {
   expect(REFRESH_IDLE_MS).toBeLessThan(LIMITS.idleMs);
+});
+
+describe("viv-mcp's own face (dist/libexec/viv-mcp.mjs, outside a jail)", () => {
+  const BRIDGE = join(import.meta.dir, "..", "dist", "libexec", "viv-mcp.mjs");
+  const run = (...args: string[]) => {
+    const p = Bun.spawnSync([BRIDGE, ...args], { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore" });
+    return { code: p.exitCode, stdout: p.stdout.toString(), stderr: p.stderr.toString() };
+  };
+  test("--help prints its usage on stdout and exits 0", () => {
+    const r = run("--help");
+    expect([r.code, r.stdout.split("\n")[0], r.stderr]).toEqual([0, "usage: viv-mcp", ""]);
+  });
+  test("an argument is a usage error, 64, one line", () => {
+    expect(run("--serve")).toEqual({ code: 64, stdout: "", stderr: "viv-mcp: unexpected argument '--serve' (try 'viv-mcp --help')\n" });
+  });
+  test("outside a jail it has no capability list: 69, one line", () => {
+    expect(run()).toEqual({ code: 69, stdout: "", stderr: "viv-mcp: cannot read '/run/vivary/capabilities.json': ENOENT; viv-mcp runs inside a vivary jail\n" });
+  });
 });
