@@ -7,7 +7,7 @@
 // build.ts into one JavaScript file that the host's Node runs (the jail sees the host's /usr).
 // It uses the SDK's low-level Server: McpServer takes zod schemas, and the point here is to hand
 // the capabilities' JSON Schemas through unchanged.
-import { readFileSync } from "node:fs";
+import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode } from "@modelcontextprotocol/sdk/types.js";
@@ -21,6 +21,8 @@ const VERSION = "0.1.0";
 const USAGE = `usage: ${NAME}\n\nThe MCP server of a vivary jail: speaks MCP over stdin and stdout, offers the agent's\ngranted capabilities as tools and forwards each call to the broker. See viv-mcp(1).\n`;
 const INSTRUCTIONS =
   "Each tool is a vivary capability of this agent. The operator's policy governs every call: a call outside the grant is refused with an error result that says why, so change the arguments or give up; do not retry the same call.";
+/** How often the capability list is looked at for a change (a policy reload rewrites it). */
+const WATCH_MS = 1_000;
 /** Tool names as MCP allows them; anything else is not a capability. */
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -57,10 +59,10 @@ async function main(argv: string[]) {
   const link = new BrokerLink(JAIL.socket);
   let busy = 0;
   let ending = false;
-  const stop = () => (link.close(), process.exit(0));
+  const stop = () => (link.close(), unwatchFile(JAIL.capabilities), process.exit(0));
   // Once the handlers are done, their replies are written before the next turn of the loop.
   const stopWhenIdle = () => ending && busy === 0 && setImmediate(stop);
-  const server = new Server({ name: NAME, version: VERSION }, { capabilities: { tools: { listChanged: false } }, instructions: INSTRUCTIONS });
+  const server = new Server({ name: NAME, version: VERSION }, { capabilities: { tools: { listChanged: true } }, instructions: INSTRUCTIONS });
 
   server.setRequestHandler(ListToolsRequestSchema, () => {
     try {
@@ -104,6 +106,20 @@ async function main(argv: string[]) {
       throw e;
     }
   }
+
+  // The broker replaces the file by a rename when the policy changes: tell the client to list again.
+  let listed = readFileSync(JAIL.capabilities, "utf8");
+  watchFile(JAIL.capabilities, { interval: WATCH_MS, persistent: false }, () => {
+    let now: string;
+    try {
+      now = readFileSync(JAIL.capabilities, "utf8");
+    } catch {
+      return;
+    }
+    if (now === listed) return;
+    listed = now;
+    void server.sendToolListChanged().catch(() => undefined);
+  });
 
   const transport = new StdioServerTransport();
   // The client closed our input: answer what is in flight (it may still read), then exit.

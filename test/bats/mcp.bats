@@ -192,6 +192,25 @@ step() { sed -n "$(($1 + 1))p" <<<"$output"; }
   [ "$(viv-log --agent mcp-a --json | jq -s '[.[] | select(.kind == "protocol")] | length')" = 0 ]
 }
 
+@test "a policy reload mid-session sends tools/list_changed, and the next list is the new grants" {
+  start_broker
+  local out="$BATS_TEST_TMPDIR/client.out"
+  node "$CLIENT" '[{"op":"list"},{"op":"wait-tools-changed","ms":20000},{"op":"list"}]' -- viv run --agent mcp-a -- viv-mcp >"$out" 2>"$BATS_TEST_TMPDIR/client.err" &
+  CLIENT_PID=$!
+  wait_for grep -q '"op":"list"' "$out"
+  # web-page-read is no longer granted to mcp-a.
+  sed -i '/grant "web-page-read"/d' "$POLICY"
+  kill -HUP "$BROKER_PID"
+  wait_for grep -q '"op":"closed"' "$out"
+  wait "$CLIENT_PID"
+  CLIENT_PID=""
+  output=$(cat "$out")
+  [ "$(jq -c .capabilities.tools <<<"$(step 0)")" = '{"listChanged":true}' ]
+  [ "$(jq -c '[.tools[].name]' <<<"$(step 1)")" = '["fs-file-write","web-page-read"]' ]
+  [ "$(jq -c .seen <<<"$(step 2)")" = 1 ]
+  [ "$(jq -c '[.tools[].name]' <<<"$(step 3)")" = '["fs-file-write"]' ]
+}
+
 @test "a broker killed while a call is in flight fails that call cleanly; the next call reaches the new broker" {
   start_broker
   local out="$BATS_TEST_TMPDIR/client.out"
