@@ -11,13 +11,13 @@ import { readFileSync, unwatchFile, watchFile } from "node:fs";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import { CallToolRequestSchema, ListToolsRequestSchema, McpError, ErrorCode } from "@modelcontextprotocol/sdk/types.js";
+import { version as VERSION } from "../package.json";
 import { Exit } from "../lib/exit.ts";
 import { JAIL } from "../lib/paths.ts";
 import { BrokerLink, LinkError } from "./broker-link.ts";
 import { ArgumentError, errorResult, parseCapabilityList, toArgv, toTools, toToolResult, type GrantedCapability } from "./tools.ts";
 
 const NAME = "viv-mcp";
-const VERSION = "0.1.0";
 const USAGE = `usage: ${NAME}\n\nThe MCP server of a vivary jail: speaks MCP over stdin and stdout, offers the agent's\ngranted capabilities as tools and forwards each call to the broker. See viv-mcp(1).\n`;
 const INSTRUCTIONS =
   "Each tool is a vivary capability of this agent. The operator's policy governs every call: a call outside the grant is refused with an error result that says why, so change the arguments or give up; do not retry the same call.";
