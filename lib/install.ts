@@ -30,3 +30,10 @@ export function seccompFilter(): string {
   if (!existsSync(p)) throw new VivError(Exit.unavailable, `the jail's seccomp filter is missing at '${p}'; run 'bun run build.ts'`);
   return p;
 }
+
+/** The MCP bridge (dist/libexec/viv-mcp.mjs), which each agent's directory gets a copy of. */
+export function mcpBridge(): string {
+  const p = process.env.VIVARY_MCP_BRIDGE ?? join(distDir(), "libexec", "viv-mcp.mjs");
+  if (!existsSync(p)) throw new Error(`viv-mcp.mjs not found at '${p}'; run 'bun run build'`);
+  return p;
+}

@@ -62,6 +62,9 @@ export const JAIL = {
   capabilities: "/run/vivary/capabilities.json",
   binDir: "/run/vivary/bin",
   stub: "/run/vivary/libexec/viv-stub",
+  /** The MCP bridge, on PATH as viv-mcp when the agent is granted any capability. */
+  mcp: "/run/vivary/libexec/viv-mcp.mjs",
+  mcpName: "viv-mcp",
   workspace: "/workspace",
   uid: 1000,
   gid: 1000,
