@@ -65,7 +65,10 @@ export function bwrapArgv(spec: JailSpec): string[] {
     "--ro-bind", `${spec.etcDir}/passwd`, "/etc/passwd",
     "--ro-bind", `${spec.etcDir}/group`, "/etc/group",
     "--proc", "/proc",
+    // /tmp and /dev/shm are tmpfs of `limits tmp=` each; /dev itself is read-only.
     "--dev", "/dev",
+    "--size", String(spec.limits.tmpBytes ?? JAIL_TMP_BYTES), "--tmpfs", "/dev/shm",
+    "--remount-ro", "/dev",
     "--size", String(spec.limits.tmpBytes ?? JAIL_TMP_BYTES), "--tmpfs", "/tmp",
     "--dir", "/run",
     "--ro-bind", spec.runDir, JAIL.runDir,
