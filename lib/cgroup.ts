@@ -12,7 +12,7 @@
 //            RLIMIT_NPROC and RLIMIT_AS approximate pids and memory; a cpu limit is refused.
 // Each jail's group is BASE/vivary/AGENT-RUNPID in each hierarchy it uses; viv run creates it,
 // puts the jail's first process in it before bwrap runs, and removes it when the jail ends.
-import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { accessSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { Env } from "./paths.ts";
@@ -361,6 +361,7 @@ export function prepareLimits(name: string, l: GroupLimits, want: string, facts:
     }
     return { driver: "rlimit", group: null };
   }
+  sweepStale(c.driver, facts.mounts);
   try {
     return { driver: c.driver, group: createGroup(c.driver, facts.mounts, name, l) };
   } catch (e) {
@@ -381,4 +382,73 @@ export async function finishGroup(g: JailGroup): Promise<{ events: LimitEvents; 
     await until(() => (stayed = removeGroup(g)).length === 0, 1000);
   }
   return { events, left, stayed };
+}
+
+/** Live processes (zombies excepted) whose real or effective uid is `uid`, from /proc. */
+export function pidsOfUid(uid: number): number[] {
+  const out: number[] = [];
+  let entries: string[] = [];
+  try {
+    entries = readdirSync("/proc");
+  } catch {
+    return out;
+  }
+  for (const e of entries) {
+    if (!/^[0-9]+$/.test(e)) continue;
+    const status = readOr(`/proc/${e}/status`, "");
+    const uids = /^Uid:\s+(\d+)\s+(\d+)/m.exec(status);
+    const state = /^State:\s+(\S)/m.exec(status)?.[1];
+    if (uids && state !== "Z" && (Number(uids[1]) === uid || Number(uids[2]) === uid)) out.push(Number(e));
+  }
+  return out;
+}
+
+/**
+ * Ends every process of a uid that belongs to one agent alone (broker/host-ids.ts checks that
+ * no one else has it) and waits until none is left; resolves with those that outlived waitMs.
+ */
+export async function killUid(uid: number, waitMs = KILL_WAIT_MS): Promise<number[]> {
+  const deadline = performance.now() + waitMs;
+  for (;;) {
+    const pids = pidsOfUid(uid);
+    if (pids.length === 0 || performance.now() > deadline) return pids;
+    killEach(pids);
+    await sleep(20);
+  }
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+};
+
+/**
+ * Removes the empty groups of runs that are gone (a viv run killed with SIGKILL cannot remove its
+ * own); a group that still holds a process is left for the kill switch and the operator.
+ */
+export function sweepStale(driver: "cgroup2" | "cgroup1", mounts: Mounts) {
+  const roots = driver === "cgroup2" ? [mounts.v2!] : V1_CONTROLLERS.map((c) => mounts.v1[c]!);
+  for (const root of roots) {
+    let names: string[] = [];
+    try {
+      names = readdirSync(join(root, CGROUP_BASE));
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      const m = /^[a-z][a-z0-9-]{0,31}-([0-9]+)$/.exec(n);
+      if (!m || alive(Number(m[1]))) continue;
+      const dir = join(root, CGROUP_BASE, n);
+      if (readOr(join(dir, "cgroup.procs"), "x").trim() !== "") continue;
+      try {
+        rmdirSync(dir);
+      } catch {
+        /* busy or gone: left as it is */
+      }
+    }
+  }
 }

@@ -1,10 +1,10 @@
 // lib/cgroup.ts: which driver a host gets, the files each limit becomes, the counters read back,
 // the groups an operator request may name, and the step into a group run for real with sh.
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { checkGroup, chooseDriver, cpuMax, enterArgv, flatKey, parseMountinfo, prepareLimits, type HostFacts, type Mounts } from "../lib/cgroup.ts";
+import { CGROUP_BASE, checkGroup, chooseDriver, cpuMax, createGroup, enterArgv, flatKey, groupPids, hostFacts, killGroup, parseMountinfo, prepareLimits, readEvents, removeGroup, sweepStale, type HostFacts, type JailGroup, type Mounts } from "../lib/cgroup.ts";
 import { VivError } from "../lib/exit.ts";
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
@@ -100,4 +100,68 @@ test("the step into a group writes 0 to each cgroup.procs and then execs the com
   const q = Bun.spawnSync([...bad, "touch", join(d, "ran")], { stderr: "pipe" });
   expect(q.exitCode).toBe(69);
   expect(Bun.file(join(d, "ran")).size).toBe(0);
+});
+
+// On the real kernel, as root: a process tree entered into a group, ended by the kill, the group
+// removed. cgroup1 needs its four hierarchies; cgroup2's kill needs only a unified hierarchy
+// (cgroup.kill works without controllers), so both run on a hybrid host.
+const host = (() => {
+  try {
+    return hostFacts();
+  } catch {
+    return null;
+  }
+})();
+const isRoot = process.getuid?.() === 0;
+
+async function treeIn(g: JailGroup) {
+  const p = Bun.spawn([...enterArgv(g), "sh", "-c", "sleep 60 & sleep 60 & (sleep 60 &) ; exec sleep 60"], { stdio: ["ignore", "ignore", "ignore"] });
+  const deadline = performance.now() + 5000;
+  while (groupPids(g).length < 4 && performance.now() < deadline) await Bun.sleep(10);
+  return p;
+}
+
+test.skipIf(!isRoot || !host || "refused" in chooseDriver(host, "cgroup1"))("cgroup1: the freezer kill ends a whole tree and the group goes", async () => {
+  const g = createGroup("cgroup1", host!.mounts, `lim-unit-${process.pid}`, { memoryBytes: 64 << 20, pids: 16, cpu: 0.5 });
+  try {
+    expect(readFileSync(join(g.dirs.pids!, "pids.max"), "utf8").trim()).toBe("16");
+    expect(readFileSync(join(g.dirs.cpu!, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
+    const p = await treeIn(g);
+    expect(groupPids(g).length).toBeGreaterThanOrEqual(4);
+    expect(await killGroup(g)).toEqual([]);
+    expect(await p.exited).not.toBe(0);
+    expect(readEvents(g)).toEqual({ memory: 0, pids: 0, cpu: 0 });
+  } finally {
+    expect(removeGroup(g)).toEqual([]);
+  }
+});
+
+test.skipIf(!isRoot || !host?.mounts.v2)("cgroup2: cgroup.kill ends a whole tree and the group goes", async () => {
+  const base = join(host!.mounts.v2!, CGROUP_BASE);
+  mkdirSync(base, { recursive: true });
+  const dir = join(base, `lim-unit-${process.pid}`);
+  mkdirSync(dir);
+  const g: JailGroup = { driver: "cgroup2", dirs: { unified: dir } };
+  try {
+    const p = await treeIn(g);
+    expect(groupPids(g).length).toBeGreaterThanOrEqual(4);
+    expect(await killGroup(g)).toEqual([]);
+    expect(await p.exited).not.toBe(0);
+  } finally {
+    expect(removeGroup(g)).toEqual([]);
+  }
+});
+
+test.skipIf(!isRoot || !host || "refused" in chooseDriver(host, "cgroup1"))("a stale empty group of a run that is gone is swept; a live run's is kept", () => {
+  const gone = Bun.spawnSync(["true"]).pid;
+  const stale = createGroup("cgroup1", host!.mounts, `lim-unit-${gone}`, {});
+  const live = createGroup("cgroup1", host!.mounts, `lim-unit-${process.pid}`, {});
+  try {
+    sweepStale("cgroup1", host!.mounts);
+    for (const d of Object.values(stale.dirs)) expect(existsSync(d)).toBe(false);
+    for (const d of Object.values(live.dirs)) expect(existsSync(d)).toBe(true);
+  } finally {
+    removeGroup(stale);
+    removeGroup(live);
+  }
 });
