@@ -52,6 +52,7 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
           connections: broker.connections(a.name),
           jails: broker.jailsOf(a.name),
           limits: broker.limitsOf(a.name),
+          violations: broker.violationsOf(a.name),
           ...broker.countsOf(a.name),
           pending: pending.filter((p) => p.agent === a.name).length,
           killed: broker.killedBy(a.name) ?? null,

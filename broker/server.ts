@@ -69,6 +69,8 @@ export class Broker {
   /** Protocol violations recorded and left unrecorded per agent (broker/violation-budget.ts). */
   private violations = new ViolationBudget();
   private violationTimers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>();
+  /** Protocol violations per agent since the broker started, recorded or not. */
+  private violationCounts = new Map<string, number>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Map<string, { by: string; reason: string }>();
   /** Per agent since this broker started: intents recorded, and calls refused. */
@@ -155,6 +157,10 @@ export class Broker {
   registerJail(agent: string, pid: number, info: JailInfo = { limits: "rlimit", group: null }) {
     if (!this.jails.has(agent)) this.jails.set(agent, new Map());
     this.jails.get(agent)!.set(pid, info);
+  }
+
+  violationsOf(agent: string): number {
+    return this.violationCounts.get(agent) ?? 0;
   }
 
   /** How the agent's running jails are bounded (cgroup2, cgroup1, rlimit), each named once. */
@@ -534,6 +540,7 @@ export class Broker {
     c.closing = true;
     this.disarm(s);
     const reply = encodeFrame({ type: "error", exit: Exit.protocol, message: reason });
+    this.violationCounts.set(c.agent, (this.violationCounts.get(c.agent) ?? 0) + 1);
     const { record, summary } = this.violations.admit(c.agent, Date.now());
     if (!record) this.armViolationSummary(c.agent);
     this.enqueue(s, async () => {

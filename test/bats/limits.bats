@@ -109,8 +109,15 @@ limit_records() {
     [ "$(cat "$(group_file lim-hog pids.current)")" -le 48 ]
   done
   peer_served 5
-  run -0 viv ps
-  [[ "$output" == *"agent=lim-hog "*" limits=cgroup"* ]]
+  # viv ps names the driver of the running jail.
+  local _ ps=""
+  for _ in $(seq 1 50); do
+    ps=$(viv ps)
+    [[ "$ps" == *"agent=lim-hog "*" limits=cgroup"* ]] && break
+    sleep 0.1
+  done
+  echo "$ps"
+  [[ "$ps" == *"agent=lim-hog "*" limits=cgroup"* ]]
   run -0 viv kill lim-hog --reason 'fork bomb'
   local rc=0
   wait "$run_pid" || rc=$?
@@ -222,8 +229,10 @@ protocol_records() {
   wait "$flood"
   # Every violation still cost its connection: 150 ERROR frames.
   [ "$(cat "$BATS_TEST_TMPDIR/flood.out")" = errors=150 ]
-  # Only the budget's 20 were recorded one by one.
+  # Only the budget's 20 were recorded one by one; all 150 were counted.
   [ "$(protocol_records lim-free)" -eq 20 ]
+  run -0 viv ps
+  [[ "$output" == *"agent=lim-free "*" violations=150"* ]]
   run -0 viv-log --agent lim-free
   [[ "$output" == *' kind=protocol cap=- conn='*' reason="unknown frame type 0x42"'* ]]
   peer_served 1
