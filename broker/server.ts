@@ -20,6 +20,14 @@ import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
 import { Vault } from "./vault.ts";
+import { summaryReason, ViolationBudget, type ViolationSummary } from "./violation-budget.ts";
+import { killGroup, killUid, type JailGroup, type LimitEvents } from "../lib/cgroup.ts";
+
+/** A jail viv run reported: how it is bounded, and its control group under a cgroup driver. */
+export interface JailInfo {
+  limits: string;
+  group: JailGroup | null;
+}
 
 export const LIMITS = {
   helloMs: 2_000,
@@ -57,7 +65,12 @@ export class Broker {
   readonly approvals = new ApprovalQueue();
   /** Connection numbers in records; started past the log's head so they never repeat in one log. */
   private nextConn: number;
-  private jails = new Map<string, Set<number>>();
+  private jails = new Map<string, Map<number, JailInfo>>();
+  /** Protocol violations recorded and left unrecorded per agent (broker/violation-budget.ts). */
+  private violations = new ViolationBudget();
+  private violationTimers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>();
+  /** Protocol violations per agent since the broker started, recorded or not. */
+  private violationCounts = new Map<string, number>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Map<string, { by: string; reason: string }>();
   /** Per agent since this broker started: intents recorded, and calls refused. */
@@ -148,9 +161,32 @@ export class Broker {
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
 
-  registerJail(agent: string, pid: number) {
-    if (!this.jails.has(agent)) this.jails.set(agent, new Set());
-    this.jails.get(agent)!.add(pid);
+  registerJail(agent: string, pid: number, info: JailInfo = { limits: "rlimit", group: null }) {
+    if (!this.jails.has(agent)) this.jails.set(agent, new Map());
+    this.jails.get(agent)!.set(pid, info);
+  }
+
+  violationsOf(agent: string): number {
+    return this.violationCounts.get(agent) ?? 0;
+  }
+
+  /** How the agent's running jails are bounded (cgroup2, cgroup1, rlimit), each named once. */
+  limitsOf(agent: string): string[] {
+    return [...new Set([...(this.jails.get(agent)?.values() ?? [])].map((j) => j.limits))];
+  }
+
+  /**
+   * A jail ended: records each limit it ran into as kind=limit (the kernel's count, as viv run
+   * read it from the jail's group before removing it).
+   */
+  async jailEnded(agent: string, pid: number, limits: string, events: LimitEvents | null) {
+    this.unregisterJail(agent, pid);
+    if (!events) return;
+    const l = this.policy.agents.get(agent)?.limits ?? {};
+    const max = { memory: l.memoryBytes, pids: l.pids, cpu: l.cpu };
+    for (const limit of ["memory", "pids", "cpu"] as const) {
+      if (events[limit] > 0) await this.audit.append({ agent, kind: "limit", fields: { limit, events: events[limit], driver: limits, jail: pid, ...(max[limit] !== undefined ? { max: max[limit] } : {}) } });
+    }
   }
 
   unregisterJail(agent: string, pid: number) {
@@ -164,7 +200,7 @@ export class Broker {
   }
 
   jailsOf(agent: string): number[] {
-    return [...(this.jails.get(agent) ?? [])];
+    return [...(this.jails.get(agent)?.keys() ?? [])];
   }
 
   countsOf(agent: string) {
@@ -177,20 +213,31 @@ export class Broker {
     this.counts.set(agent, c);
   }
 
-  async kill(agent: string, by: string, reason = "stopped by the operator") {
+  /**
+   * The kill switch: ends the agent's jails (each jail's whole control group where it has one:
+   * lib/cgroup.ts killGroup), denies its waiting calls, revokes its socket. Resolves with the
+   * pids that outlived the kill (none when it held).
+   */
+  async kill(agent: string, by: string, reason = "stopped by the operator"): Promise<number[]> {
     this.killed.set(agent, { by, reason });
     this.approvals.settleAll(agent, { decision: "kill", by, reason: `agent '${agent}' was stopped by the kill switch`, exit: Exit.denied });
-    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: [...(this.jails.get(agent) ?? [])] } });
-    for (const pid of this.jails.get(agent) ?? []) {
+    const jails = [...(this.jails.get(agent) ?? new Map<number, JailInfo>())];
+    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: jails.map(([pid]) => pid) } });
+    for (const [pid] of jails) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
         /* already gone */
       }
     }
+    const left = (await Promise.all(jails.map(([, j]) => (j.group ? killGroup(j.group).catch(() => [-1]) : Promise.resolve([]))))).flat();
+    // Jails run as the agent's own uid when the broker is root: none of its processes may stay.
+    const uid = this.policy.agents.get(agent)?.uid;
+    if (jails.length && uid !== undefined && process.getuid?.() === 0) left.push(...(await killUid(uid)));
     this.jails.delete(agent);
     this.revoke(agent);
     this.browsers.stopAgent(agent);
+    return [...new Set(left)];
   }
 
   /**
@@ -200,6 +247,7 @@ export class Broker {
    */
   drain(): Promise<void> {
     this.draining = true;
+    this.flushViolations();
     this.approvals.settleAll(undefined, { decision: "stopping", by: "broker", reason: "the broker is stopping; try again", exit: Exit.temporary });
     for (const [name, l] of [...this.listeners]) {
       const busy = [...l.conns].filter((s) => s.data.callInFlight);
@@ -216,6 +264,8 @@ export class Broker {
 
   /** After a drain: closes what is left, connections of calls cut short included. */
   close() {
+    for (const t of this.violationTimers.values()) clearTimeout(t.timer);
+    this.violationTimers.clear();
     for (const l of this.stopped) l.stop(true);
     this.stopped = [];
     this.browsers.stop();
@@ -487,18 +537,49 @@ export class Broker {
     return reply;
   }
 
-  /** A protocol violation: recorded as a security event, then an ERROR frame and the door. */
+  /**
+   * A protocol violation: recorded as a security event within the agent's violation budget
+   * (beyond it only counted, and summed up in one record), then an ERROR frame and the door.
+   */
   private violate(s: AgentSocket, reason: string, raw: Uint8Array) {
     const c = s.data;
     if (c.closing) return;
     c.closing = true;
     this.disarm(s);
     const reply = encodeFrame({ type: "error", exit: Exit.protocol, message: reason });
+    this.violationCounts.set(c.agent, (this.violationCounts.get(c.agent) ?? 0) + 1);
+    const { record, summary } = this.violations.admit(c.agent, Date.now());
+    if (!record) this.armViolationSummary(c.agent);
     this.enqueue(s, async () => {
-      await this.audit.append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) });
+      if (summary) await this.recordViolationSummary(summary);
+      if (record) await this.audit.append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) });
       this.send(s, reply);
       s.end();
     });
+  }
+
+  /** Writes the summary of the agent's violation window when it ends, if nothing else does first. */
+  private armViolationSummary(agent: string) {
+    const at = this.violations.windowEnd(agent);
+    const t = this.violationTimers.get(agent);
+    if (at === null || t?.at === at) return;
+    if (t) clearTimeout(t.timer);
+    const timer = setTimeout(() => {
+      this.violationTimers.delete(agent);
+      for (const sum of this.violations.due(Date.now())) void this.recordViolationSummary(sum);
+    }, Math.max(0, at - Date.now()));
+    this.violationTimers.set(agent, { at, timer });
+  }
+
+  private flushViolations() {
+    for (const t of this.violationTimers.values()) clearTimeout(t.timer);
+    this.violationTimers.clear();
+    for (const sum of this.violations.flush(Date.now())) void this.recordViolationSummary(sum);
+  }
+
+  private recordViolationSummary(sum: ViolationSummary): Promise<unknown> {
+    const fields = { suppressed: sum.suppressed, since: new Date(sum.since).toISOString(), until: new Date(sum.until).toISOString(), reason: summaryReason(sum) };
+    return this.audit.append({ agent: sum.agent, kind: "protocol", fields }).catch((e) => process.stderr.write(`viv-broker: ${(e as Error).message}\n`));
   }
 
   /** An unexpected failure on one connection (the audit log refusing a write, say): fail closed. */

@@ -36,7 +36,7 @@ class PsCommand extends Command {
   static override paths = [["ps"]];
   static override usage = Command.Usage({
     description: "show the broker serving STATE and its agents; exits 69 when none runs",
-    details: "One line for the broker (pid, start time, policy digest), then one per agent: uid, open connections, running jails, calls run and refused since the broker started, calls waiting for approval, whether the kill switch stopped it, and its capabilities.",
+    details: "One line for the broker (pid, start time, policy digest), then one per agent: uid, open connections, running jails, calls run and refused since the broker started, calls waiting for approval, whether the kill switch stopped it, its capabilities, how its running jails are bounded (limits=cgroup2, cgroup1 or rlimit), and its protocol violations.",
   });
   json = Option.Boolean("--json", false, { description: "print the same as one JSON object" });
   state = stateOption();
@@ -50,7 +50,7 @@ class PsCommand extends Command {
     this.context.stdout.write(`broker pid=${r.pid} uptime=${uptime}s policy=${String(r.policy).slice(0, 12)}\n`);
     for (const a of r.agents) {
       const killed = a.killed ? ` killed_by=${a.killed.by}` : "";
-      this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} jails=${a.jails.join(",") || "-"} calls=${a.calls} denials=${a.denials} pending=${a.pending}${killed} browser=${a.browser?.pid ?? "-"} caps=${a.caps.join(",")}\n`);
+      this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} jails=${a.jails.join(",") || "-"} calls=${a.calls} denials=${a.denials} pending=${a.pending}${killed} browser=${a.browser?.pid ?? "-"} caps=${a.caps.join(",")} limits=${a.limits?.join(",") || "-"} violations=${a.violations ?? 0}\n`);
     }
   }
 }

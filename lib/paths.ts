@@ -9,6 +9,8 @@ export const Env = {
   scope: "VIVARY_SCOPE",
   /** The vault's key file, kept apart from the state directory that holds the sealed secrets. */
   vaultKey: "VIVARY_VAULT_KEY",
+  /** How jails are bounded: auto (default), cgroup2, cgroup1 or rlimit (lib/cgroup.ts). */
+  limits: "VIVARY_LIMITS",
 } as const;
 
 export const DEFAULT_POLICY = "/etc/vivary/policy.kdl";

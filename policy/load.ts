@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
+import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
 import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl } from "./scope.ts";
 
 export class PolicyError extends Error {
@@ -232,9 +232,9 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         break;
       }
       case "limits": {
-        if (!noChildren(p, c) || !onlyProps(p, c, ["memory", "pids", "timeout"])) break;
+        if (!noChildren(p, c) || !onlyProps(p, c, ["memory", "pids", "cpu", "tmp", "timeout"])) break;
         if (c.values.length) {
-          p.at(c, "'limits' takes properties only (memory=, pids=, timeout=)");
+          p.at(c, "'limits' takes properties only (memory=, pids=, cpu=, tmp=, timeout=)");
           break;
         }
         const l: Limits = {};
@@ -248,6 +248,14 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         }
         if (timeout !== undefined && (l.timeoutMs = duration(timeout) ?? undefined) === undefined)
           p.at(c, `timeout '${timeout}' is not a duration like "30s", "5m" or "1h"`);
+        const { cpu, tmp } = c.properties;
+        if (cpu !== undefined) {
+          if (typeof cpu !== "number" || !(cpu >= CPU_RANGE.min && cpu <= CPU_RANGE.max))
+            p.at(c, `cpu '${cpu}' is not a number of CPUs from ${CPU_RANGE.min} to ${CPU_RANGE.max} (0.5 is half of one CPU)`);
+          else l.cpu = cpu;
+        }
+        if (tmp !== undefined && (l.tmpBytes = size(tmp) ?? undefined) === undefined)
+          p.at(c, `tmp '${tmp}' is not a size like "64M"`);
         a.limits = l;
         break;
       }

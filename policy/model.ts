@@ -51,7 +51,16 @@ export interface Limits {
   memoryBytes?: number;
   pids?: number;
   timeoutMs?: number;
+  /** CPUs the jail may use, as a fraction: 0.5 is half of one CPU (cgroups only). */
+  cpu?: number;
+  /** Size of the jail's /tmp (a tmpfs); JAIL_TMP_BYTES when not given. */
+  tmpBytes?: number;
 }
+
+/** The jail's /tmp when `limits tmp=` does not say: a tmpfs of 64 MiB. */
+export const JAIL_TMP_BYTES = 64 << 20;
+/** The bounds of `limits cpu=`. */
+export const CPU_RANGE = { min: 0.01, max: 1024 } as const;
 
 export interface AgentPolicy {
   name: string;
