@@ -6,11 +6,15 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";
 import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
+import { fsFileRead } from "./fs-file-read/index.ts";
+import { fsDirList } from "./fs-dir-list/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
   ["web-page-read", webPageRead],
   ["messaging-message-send", messagingMessageSend],
+  ["fs-file-read", fsFileRead],
+  ["fs-dir-list", fsDirList],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {

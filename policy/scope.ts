@@ -51,9 +51,10 @@ export type PathMatch =
 /**
  * Matches a requested absolute path against granted directory prefixes, component by component
  * (so `/srv/reports-evil` never matches `/srv/reports`). The longest granted prefix wins. The
- * path must name something below a prefix, not the prefix itself.
+ * path must name something below a prefix, not the prefix itself, unless `allowRoot` (a listing
+ * of the granted directory).
  */
-export function matchPath(requested: string, granted: readonly string[]): PathMatch {
+export function matchPath(requested: string, granted: readonly string[], allowRoot = false): PathMatch {
   const parts = pathComponents(requested);
   if (typeof parts === "string") return { ok: false, reason: `path ${parts}` };
   let best: string[] | null = null;
@@ -61,7 +62,7 @@ export function matchPath(requested: string, granted: readonly string[]): PathMa
   for (const g of granted) {
     const gp = pathComponents(g);
     if (typeof gp === "string") continue;
-    if (parts.length > gp.length && isWithin(parts, gp) && (!best || gp.length > best.length)) {
+    if (parts.length >= gp.length + (allowRoot ? 0 : 1) && isWithin(parts, gp) && (!best || gp.length > best.length)) {
       best = gp;
       bestRoot = g;
     }
