@@ -8,6 +8,7 @@ import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
 import { fsFileRead } from "./fs-file-read/index.ts";
 import { fsDirList } from "./fs-dir-list/index.ts";
+import { homeDeviceInvoke } from "./home-device-invoke/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
@@ -15,6 +16,7 @@ export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new M
   ["messaging-message-send", messagingMessageSend],
   ["fs-file-read", fsFileRead],
   ["fs-dir-list", fsDirList],
+  ["home-device-invoke", homeDeviceInvoke],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {

@@ -7,6 +7,7 @@ import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
 import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseProviderUrl } from "./scope.ts";
+import { deviceScope } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -27,6 +28,11 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
   url: refuseBroadUrl,
   contact: refuseContact,
+};
+
+/** Scope kinds whose node takes properties: each makes the one scope value of a node, or says why not. */
+const SCOPE_NODES: Record<string, (values: readonly unknown[], props: Readonly<Record<string, unknown>>) => { value: string } | { reason: string }> = {
+  device: deviceScope,
 };
 
 /** A critical capability's approval when its grant names none. */
@@ -154,6 +160,12 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       const why = refuseSecretId(v);
       if (why) p.at(c, `credential '${v}' refused: ${why}`);
       else g.credentials.push(v);
+    } else if (facts.scopes.includes(c.name) && SCOPE_NODES[c.name]) {
+      named.add(c.name);
+      if (!noChildren(p, c)) continue;
+      const r = SCOPE_NODES[c.name]!(c.values, c.properties);
+      if ("reason" in r) p.at(c, `${c.name} ${c.values.map((v) => `'${v}'`).join(" ")} refused: ${r.reason}`);
+      else (g.scopes[c.name] ??= []).push(r.value);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
       if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;

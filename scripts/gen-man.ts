@@ -11,7 +11,7 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 const root = join(import.meta.dir, "..");
 
 /** What each scope kind means in a grant. A capability declaring a kind not listed here fails. */
-const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] }> = {
+const SCOPE_KINDS: Record<string, { arg: string; example: string; props?: string; scopeValue?: string; doc: string[] }> = {
   path: {
     arg: "DIR",
     example: "/srv/reports",
@@ -39,6 +39,17 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "A phone number the capability may reach, in international form (a leading + and the country code; spaces, dots, dashes and parentheses allowed); repeat it to grant several.",
       "Both it and the requested number are canonicalized to E.164 by libphonenumber-js before they are compared, so +1 (555) 010-0000 and +15550100000 are the same contact and nothing else is.",
       "A value that is not a possible phone number is refused when the policy loads.",
+    ],
+  },
+  device: {
+    arg: "ENTITY_ID",
+    example: "light.kitchen",
+    props: 'actions="on off set"',
+    scopeValue: "light.kitchen on off set",
+    doc: [
+      "A home device the capability may act on, as its Home Assistant entity id (domain.object_id), with actions=\"…\": the actions allowed on it, separated by spaces; repeat the node to grant several devices.",
+      "The domain must be light, switch, fan or climate; on, off and toggle are allowed on each, set on lights, fans and climate devices only. A requested device is matched exactly: a renamed entity is a new device that must be granted again.",
+      "An unknown domain, a malformed entity id, a missing actions= or an action the domain does not take is refused when the policy loads.",
     ],
   },
   provider: {
@@ -167,7 +178,7 @@ export function generate(name: string): string {
   }
   L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
-  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
+  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"${SCOPE_KINDS[kind]!.props ? ` ${roff(SCOPE_KINDS[kind]!.props!)}` : ""}`);
   L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];
@@ -218,7 +229,7 @@ export function generate(name: string): string {
 
   L.push(".SH ENVIRONMENT", ".TP", ".B VIVARY_SOCKET", "The broker socket the stub connects to, instead of", ".IR /run/vivary/broker.sock .");
   L.push(".TP", ".B VIVARY_SCOPE", `When \\fB${n}\\fR runs as its own program on the host rather than through the broker: its effective scope as JSON, for example`);
-  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
+  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.scopeValue ?? SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
   L.push("Without it every call is denied.");
   L.push(".SH FILES", ".TP", ".I /run/vivary/capabilities.json", "In the jail: every capability granted to the agent, with its schema.");
   L.push(".SH SEE ALSO", ".BR viv (1),", ".BR viv\\-log (1),", ".BR vivary\\-policy (5),", ".BR vivary\\-protocol (7),", ".BR viv\\-broker (8)");

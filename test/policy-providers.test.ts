@@ -7,6 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { PROVIDER_KINDS } from "../providers/registry.ts";
+
+/** Every provider kind, as the loader lists them in its errors. */
+const KINDS = [...PROVIDER_KINDS.keys()].map((k) => `'${k}'`).join(", ");
 
 const ACCOUNT = "AC0123456789abcdef0123456789abcdef";
 const provider = (body: string, name = "family-sms") => `provider "${name}" {\n${body}\n}\n`;
@@ -53,8 +57,8 @@ test("plain http is allowed to a loopback provider", () => {
 
 describe("refused, with file:line", () => {
   const cases: [string, string[], string][] = [
-    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], "p.kdl:2: unknown provider kind 'twillio' (expected 'twilio')"],
-    ["a provider without a kind", [provider(`    url "https://x.example"`)], "p.kdl:1: provider 'family-sms' needs 'kind' (one of 'twilio')"],
+    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], `p.kdl:2: unknown provider kind 'twillio' (expected ${KINDS})`],
+    ["a provider without a kind", [provider(`    url "https://x.example"`)], `p.kdl:1: provider 'family-sms' needs 'kind' (one of ${KINDS})`],
     ["an unknown setting", [provider(`${TWILIO}\n    region "us1"`)], "p.kdl:7: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')"],
     ["a missing kind setting", [provider(TWILIO.replace(/\n    from .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'from'"],
     ["a missing credential", [provider(TWILIO.replace(/\n    credential .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'credential'"],
@@ -91,7 +95,7 @@ test("viv policy check exits 78 with file:line for an unknown provider kind or s
     expect(p.exitCode).toBe(78);
     expect(p.stdout.toString()).toBe("");
     expect(p.stderr.toString()).toBe(
-      `viv: ${file}:2: unknown provider kind 'twillio' (expected 'twilio')\n` +
+      `viv: ${file}:2: unknown provider kind 'twillio' (expected ${KINDS})\n` +
       `viv: ${file}:14: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')\n`,
     );
   } finally {
