@@ -238,6 +238,50 @@ print(n)
   [ "$(deny_reasons | wc -l)" -eq "$denied" ]
 }
 
+@test "a file swapped with a FIFO while reading never blocks and never reads the FIFO" {
+  fs_overlap
+  local n=200
+  # Exchanges out/f (a regular file) and out/p (a FIFO nobody writes) atomically, as fast as it can.
+  local swap='
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir(sys.argv[1])
+stop, deadline, n = sys.argv[2], time.monotonic() + 60, 0
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    if libc.renameat2(-100, b"f", -100, b"p", 2) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
+    n += 1
+print(n)
+'
+  run -0 viv run --agent "$AGENT" -- bash -c '
+    ws=$1 n=$2 swap=$3
+    mkdir -p /workspace/out
+    echo content >/workspace/out/f
+    mkfifo /workspace/out/p
+    python3 -c "$swap" /workspace/out /workspace/stop >/workspace/swaps &
+    swapper=$!
+    ok=0 denied=0 other=0
+    for i in $(seq 1 "$n"); do
+      timeout 10 fs-file-read --path "$ws/out/f" >>/workspace/read 2>>/workspace/errors
+      case $? in
+        0) ok=$((ok + 1)) ;;
+        77) denied=$((denied + 1)) ;;
+        *) other=$((other + 1)) ;;
+      esac
+    done
+    touch /workspace/stop
+    wait "$swapper"
+    echo "ok=$ok denied=$denied other=$other"
+  ' _ "$WS" "$n" "$swap"
+  [[ "$output" =~ ^ok=([0-9]+)\ denied=([0-9]+)\ other=0$ ]]
+  local ok=${BASH_REMATCH[1]} denied=${BASH_REMATCH[2]}
+  [ "$(cat "$WS/swaps")" -gt 0 ]
+  [ "$ok" -gt 0 ]
+  [ "$denied" -gt 0 ]
+  [ "$(jq -c .content "$WS/read" | sort -u)" = '"content\n"' ]
+  [ "$(grep -vc "^fs-file-read: cannot read '$WS/out/f': '$WS/out/f' is a FIFO$" "$WS/errors" || true)" -eq 0 ]
+}
+
 # ---------------------------------------------------------------------------------------------
 # Interface
 

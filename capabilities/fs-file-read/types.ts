@@ -1,7 +1,7 @@
 // Generated from schema.json by scripts/gen-types.ts; do not edit.
 
 /**
- * Read a regular file under a granted host directory. At most --max-bytes bytes are read (256 KiB unless told, 1 MiB at most) and the result says when the file holds more; text that is not valid UTF-8 is refused in utf-8 mode rather than mangled, so read it with --encoding base64. Symlinks, hard links, FIFOs, sockets, devices and mount points are refused, and nothing is opened in a way that can block.
+ * Read a regular file under a granted host directory. At most --max-bytes bytes are read (256 KiB unless told, 1 MiB at most) and the result says when the file holds more; text that is not valid UTF-8 is refused in utf-8 mode rather than mangled, so read it with --encoding base64. Symlinks, hard links (a second name inside the scope for a file that may live outside it), FIFOs, sockets, devices and mount points are refused, and nothing is opened in a way that can block.
  */
 export interface FsFileReadInput {
   /**
