@@ -7,12 +7,18 @@ import { fsFileWrite } from "./fs-file-write/index.ts";
 import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
 import { calendarEventCreate } from "./calendar-event-create/index.ts";
+import { fsFileRead } from "./fs-file-read/index.ts";
+import { fsDirList } from "./fs-dir-list/index.ts";
+import { homeDeviceInvoke } from "./home-device-invoke/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
   ["web-page-read", webPageRead],
   ["messaging-message-send", messagingMessageSend],
   ["calendar-event-create", calendarEventCreate],
+  ["fs-file-read", fsFileRead],
+  ["fs-dir-list", fsDirList],
+  ["home-device-invoke", homeDeviceInvoke],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {

@@ -7,6 +7,7 @@ import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
 import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl } from "./scope.ts";
+import { deviceScope } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -45,6 +46,11 @@ function loadBoundScope(p: Problems, c: Node, g: Grant, bound: { prop: string; c
   if (why) p.at(c, `${c.name} ${bound.prop}=${String(v)} refused: ${why}`);
   else g.scopes[c.name] = [String(v)];
 }
+
+/** Scope kinds whose node takes properties: each makes the one scope value of a node, or says why not. */
+const SCOPE_NODES: Record<string, (values: readonly unknown[], props: Readonly<Record<string, unknown>>) => { value: string } | { reason: string }> = {
+  device: deviceScope,
+};
 
 /** A critical capability's approval when its grant names none. */
 export const DEFAULT_APPROVAL_MS = 5 * 60_000;
@@ -171,6 +177,12 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       const why = refuseSecretId(v);
       if (why) p.at(c, `credential '${v}' refused: ${why}`);
       else g.credentials.push(v);
+    } else if (facts.scopes.includes(c.name) && SCOPE_NODES[c.name]) {
+      named.add(c.name);
+      if (!noChildren(p, c)) continue;
+      const r = SCOPE_NODES[c.name]!(c.values, c.properties);
+      if ("reason" in r) p.at(c, `${c.name} ${c.values.map((v) => `'${v}'`).join(" ")} refused: ${r.reason}`);
+      else (g.scopes[c.name] ??= []).push(r.value);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
       if (SCOPE_BOUNDS[c.name]) {

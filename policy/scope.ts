@@ -51,9 +51,10 @@ export type PathMatch =
 /**
  * Matches a requested absolute path against granted directory prefixes, component by component
  * (so `/srv/reports-evil` never matches `/srv/reports`). The longest granted prefix wins. The
- * path must name something below a prefix, not the prefix itself.
+ * path must name something below a prefix, not the prefix itself, unless `allowRoot` (a listing
+ * of the granted directory).
  */
-export function matchPath(requested: string, granted: readonly string[]): PathMatch {
+export function matchPath(requested: string, granted: readonly string[], allowRoot = false): PathMatch {
   const parts = pathComponents(requested);
   if (typeof parts === "string") return { ok: false, reason: `path ${parts}` };
   let best: string[] | null = null;
@@ -61,7 +62,7 @@ export function matchPath(requested: string, granted: readonly string[]): PathMa
   for (const g of granted) {
     const gp = pathComponents(g);
     if (typeof gp === "string") continue;
-    if (parts.length > gp.length && isWithin(parts, gp) && (!best || gp.length > best.length)) {
+    if (parts.length >= gp.length + (allowRoot ? 0 : 1) && isWithin(parts, gp) && (!best || gp.length > best.length)) {
       best = gp;
       bestRoot = g;
     }
@@ -343,4 +344,56 @@ export function matchAttendees(requested: readonly string[], domains: readonly s
     if (!granted.has(domain)) return { ok: false, data: false, reason: `'${requested[i]}': domain '${domain}' is not a granted attendee domain` };
   }
   return { ok: true, addresses };
+}
+
+// device: home devices, as Home Assistant entity ids, each with the actions allowed on it. The
+// policy node `device "light.kitchen" actions="on off"` becomes one scope value,
+// "light.kitchen on off": the entity id, then the actions, separated by spaces.
+
+/** The actions each supported domain takes; `set` only where a value means something. */
+export const DEVICE_ACTIONS: Readonly<Record<string, readonly string[]>> = {
+  light: ["on", "off", "toggle", "set"],
+  switch: ["on", "off", "toggle"],
+  fan: ["on", "off", "toggle", "set"],
+  climate: ["on", "off", "toggle", "set"],
+};
+
+/** Home Assistant's entity id: DOMAIN.OBJECT, lower-case letters, digits and single underscores. */
+const ENTITY_ID = /^(?!_)(?!.*__)[a-z0-9_]+(?<!_)\.(?!_)[a-z0-9_]+(?<!_)$/;
+
+/** Why an entity id cannot be a device, or null. */
+export function refuseDeviceId(id: string): string | null {
+  if (id.length > 255 || !ENTITY_ID.test(id)) return "not an entity id (domain.object_id: lower-case letters, digits and single underscores)";
+  const domain = id.slice(0, id.indexOf("."));
+  if (!DEVICE_ACTIONS[domain]) return `domain '${domain}' is not supported (${Object.keys(DEVICE_ACTIONS).join(", ")})`;
+  return null;
+}
+
+/**
+ * A `device` node of a grant: one entity id and `actions="…"`, some of on, off, toggle and set
+ * that its domain supports. Returns the scope value, or why the node is refused.
+ */
+export function deviceScope(values: readonly unknown[], props: Readonly<Record<string, unknown>>): { value: string } | { reason: string } {
+  const extra = Object.keys(props).find((k) => k !== "actions");
+  if (extra) return { reason: `unknown property '${extra}' (expected actions=)` };
+  if (values.length !== 1 || typeof values[0] !== "string") return { reason: `takes one entity id and actions="…"` };
+  const id = values[0];
+  const why = refuseDeviceId(id);
+  if (why) return { reason: why };
+  if (typeof props.actions !== "string" || props.actions.trim() === "") return { reason: `needs actions="…", some of ${DEVICE_ACTIONS[id.split(".")[0]!]!.join(" ")}` };
+  const actions = props.actions.trim().split(/\s+/);
+  const allowed = DEVICE_ACTIONS[id.split(".")[0]!]!;
+  const bad = actions.find((a) => !allowed.includes(a));
+  if (bad) return { reason: `action '${bad}' is not one a ${id.split(".")[0]} takes (${allowed.join(" ")})` };
+  return { value: [id, ...new Set(actions)].join(" ") };
+}
+
+/** Whether `action` on `device` is granted by `device` scope values. */
+export function matchDevice(device: string, action: string, granted: readonly string[]): { ok: true } | { ok: false; reason: string } {
+  const why = refuseDeviceId(device);
+  if (why) return { ok: false, reason: why };
+  const grant = granted.map((g) => g.split(" ")).find(([id]) => id === device);
+  if (!grant) return { ok: false, reason: "not a granted device" };
+  if (!grant.slice(1).includes(action)) return { ok: false, reason: `action '${action}' is not granted on it (granted: ${grant.slice(1).join(" ") || "none"})` };
+  return { ok: true };
 }

@@ -11,7 +11,7 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 const root = join(import.meta.dir, "..");
 
 /** What each scope kind means in a grant. A capability declaring a kind not listed here fails. */
-const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[]; node?: string }> = {
+const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[]; node?: string; props?: string; scopeValue?: string }> = {
   path: {
     arg: "DIR",
     example: "/srv/reports",
@@ -64,6 +64,17 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[];
     doc: [
       "A domain the attendees' e-mail addresses may belong to; repeat it to grant several (with attendees max=0 it still must be named, and invites nobody).",
       "It and each attendee's domain are compared in canonical form (IDNA to punycode, lower case) and exactly: example.com does not grant sub.example.com. A value that is not a domain name of at least two labels, or that holds a wildcard, is refused when the policy loads.",
+    ],
+  },
+  device: {
+    arg: "ENTITY_ID",
+    example: "light.kitchen",
+    props: 'actions="on off set"',
+    scopeValue: "light.kitchen on off set",
+    doc: [
+      "A home device the capability may act on, as its Home Assistant entity id (domain.object_id), with actions=\"…\": the actions allowed on it, separated by spaces; repeat the node to grant several devices.",
+      "The domain must be light, switch, fan or climate; on, off and toggle are allowed on each, set on lights, fans and climate devices only. A requested device is matched exactly: a renamed entity is a new device that must be granted again.",
+      "An unknown domain, a malformed entity id, a missing actions= or an action the domain does not take is refused when the policy loads.",
     ],
   },
   provider: {
@@ -195,7 +206,7 @@ export function generate(name: string): string {
   const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
   for (const kind of scopes) {
     const k = SCOPE_KINDS[kind]!;
-    L.push(`    ${k.node ? roff(k.node) : `${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : k.example)}"`}`);
+    L.push(`    ${k.node ? roff(k.node) : `${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : k.example)}"${k.props ? ` ${roff(k.props)}` : ""}`}`);
   }
   L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
 
@@ -247,7 +258,7 @@ export function generate(name: string): string {
 
   L.push(".SH ENVIRONMENT", ".TP", ".B VIVARY_SOCKET", "The broker socket the stub connects to, instead of", ".IR /run/vivary/broker.sock .");
   L.push(".TP", ".B VIVARY_SCOPE", `When \\fB${n}\\fR runs as its own program on the host rather than through the broker: its effective scope as JSON, for example`);
-  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
+  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.scopeValue ?? SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
   L.push("Without it every call is denied.");
   L.push(".SH FILES", ".TP", ".I /run/vivary/capabilities.json", "In the jail: every capability granted to the agent, with its schema.");
   L.push(".SH SEE ALSO", ".BR viv (1),", ".BR viv\\-log (1),", ".BR vivary\\-policy (5),", ".BR vivary\\-protocol (7),", ".BR viv\\-broker (8)");
