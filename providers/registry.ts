@@ -3,5 +3,9 @@
 // scripts/gen-man.ts documents each kind's settings from the same entries.
 import type { ProviderKind } from "./kind.ts";
 import { twilio } from "./twilio.ts";
+import { woocommerce } from "./woocommerce.ts";
 
-export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([[twilio.name, twilio]]);
+export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([
+  [twilio.name, twilio],
+  [woocommerce.name, woocommerce],
+]);
