@@ -59,7 +59,9 @@ export class BudgetLedger {
    */
   reserve(agent: string, grant: Grant, costs: readonly Cost[], now = Date.now()): Reservation {
     const take: { key: string; amount: bigint; charge: ChargeField }[] = [];
-    for (const cost of costs) {
+    // Per-call ceilings first: a call over one of them can never pass, whatever is used.
+    const ordered = [...costs].sort((a, b) => Number(!!grant.budgets?.[a.budget]?.perMs) - Number(!!grant.budgets?.[b.budget]?.perMs));
+    for (const cost of ordered) {
       const c = grant.budgets?.[cost.budget];
       if (!c) continue;
       const base = { budget: cost.budget, key: cost.key, amount: show(cost.amount, c), max: show(c.max, c) };

@@ -161,7 +161,12 @@ describe("ledger", () => {
 
   test("a price in another currency is refused", () => {
     const r = new BudgetLedger().reserve("a", grant, order(100n, "USD"), 0);
-    expect(r.ok === false && [r.exit, r.reason]).toEqual([77, "costs 1.00 USD, but the grant's 'spend' is in EUR"]);
+    expect(r.ok === false && [r.exit, r.reason]).toEqual([77, "costs 1.00 USD, but the grant's 'per-order' is in EUR"]);
+  });
+
+  test("a call over both a per-call and a cumulative ceiling is refused for the per-call one (77)", () => {
+    const r = new BudgetLedger().reserve("a", grant, order(9000n), 0);
+    expect(r.ok === false && [r.exit, r.fields.budget]).toEqual([77, "per-order"]);
   });
 
   const windows: [string, number, boolean][] = [

@@ -64,7 +64,7 @@ export function startFakeWooCommerce(opts: { key: string; secret: string; curren
   const currency = opts.currency ?? "EUR";
   const s = opts.secret;
   const echo = `secret ${s} basic ${Buffer.from(`${opts.key}:${s}`).toString("base64")} hex ${Buffer.from(s).toString("hex")} url ${encodeURIComponent(s)} json ${JSON.stringify(s)}`;
-  let next = 1000;
+  let next = 1001;
   const server = Bun.serve({
     hostname: "127.0.0.1",
     port: 0,
