@@ -35,6 +35,9 @@ export type Reservation =
   | { ok: true; id: string | null; charges: ChargeField[] }
   | { ok: false; exit: number; reason: string; fields: Record<string, unknown> };
 
+/** What an operator is shown of a quoted call, at most; longer is cut visibly, after the scrub. */
+const MAX_TARGET_CHARS = 500;
+
 const show = (amount: bigint, c: Ceiling) => (c.measure === "money" ? `${formatAmount(amount, c.currency!)} ${c.currency}` : amount.toString());
 
 export class BudgetLedger {
@@ -160,6 +163,8 @@ export type Preflight =
       /** The credential stage's outcome, when the quote needed it already. */
       credentials: Credentials | null;
       quote: unknown;
+      /** What the operator is shown the call acts on, from the quote, scrubbed of the secret. */
+      target?: string;
       /** What the call reserved, for the record that follows (approval request or intent). */
       budget: { id: string; fields: { budget_id: string; charges: ChargeField[] } } | null;
     }
@@ -187,8 +192,16 @@ export async function preflight(policy: Policy, d: Extract<Decision, { type: "ru
       return { type: "refuse", refusal: { exit: err.code, kind: "deny", stage: "quote", reason: reason.slice(0, 1000) }, fields: {} };
     }
   }
+  // The quote is the provider's words (a product's name): scrubbed before an operator or a record sees it.
+  let target: string | undefined;
+  if (cap.quote && cap.target) {
+    const secret = credentials?.type === "ready" ? credentials.context.secret : undefined;
+    target = cap.target(d.args, d.grant.scopes, quote);
+    if (secret) target = scrub([target], secret.reveal(), credentials?.type === "ready" ? credentials.basicUsers : []).texts[0]!;
+    if (target.length > MAX_TARGET_CHARS) target = `${target.slice(0, MAX_TARGET_CHARS)}…(${target.length} chars)`;
+  }
   const costs = cap.costs?.(d.args, d.grant.scopes, quote) ?? [];
   const r = ledger.reserve(agent, d.grant, costs);
   if (!r.ok) return { type: "refuse", refusal: { exit: r.exit as Refusal["exit"], kind: "deny", stage: "budget", reason: r.reason }, fields: r.fields };
-  return { type: "go", credentials, quote, budget: r.id ? { id: r.id, fields: { budget_id: r.id, charges: r.charges } } : null };
+  return { type: "go", credentials, quote, target, budget: r.id ? { id: r.id, fields: { budget_id: r.id, charges: r.charges } } : null };
 }

@@ -435,7 +435,7 @@ export class Broker {
    * decided, recording the request and the decision. Returns the approval it ran under, or the
    * refusal to send (recorded).
    */
-  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array, pre?: { quote: unknown; budget: { id: string; fields: Record<string, unknown> } | null }): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
+  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array, pre?: { target?: string; budget: { id: string; fields: Record<string, unknown> } | null }): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
     const cap = d.cap;
     const refuse = async (exit: number, reason: string, extra: Record<string, unknown> = {}) => {
       if (pre?.budget) {
@@ -450,7 +450,7 @@ export class Broker {
       return await refuse(Exit.temporary, `too many calls of agent '${c.agent}' wait for approval (at most ${MAX_PENDING_PER_AGENT})`);
     }
     const risk = d.capability.schema["x-vivary-risk"];
-    const target = d.capability.target?.(d.args, d.grant.scopes, pre?.quote) ?? "-";
+    const target = pre?.target ?? d.capability.target?.(d.args, d.grant.scopes) ?? "-";
     const approval = d.grant.approval!;
     const { view, decided } = this.approvals.request({ agent: c.agent, cap, risk, target, args: d.args, argsDigest: digest, conn: c.id }, approval);
     await this.audit.append({

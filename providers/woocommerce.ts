@@ -118,7 +118,8 @@ export async function quoteWooCommerce(p: ProviderConfig, secret: Secret, sku: s
   if (typeof prod.price !== "string" || prod.price === "") throw new VivError(Exit.data, `provider '${p.name}' sent product '${sku}' without a price`);
   const price = parseAmount(prod.price, currency);
   if (!price.ok) throw new VivError(Exit.data, `provider '${p.name}' sent a price for '${sku}' that is not an amount in ${currency}: ${price.reason}`);
-  const name = typeof prod.name === "string" ? oneLine(prod.name).slice(0, 120) : sku;
+  // Not shortened here: the broker scrubs the secret from what it shows first, and shortens after.
+  const name = typeof prod.name === "string" ? oneLine(prod.name) : sku;
   return { productId: prod.id, name, sku, quantity, currency, unitPrice: price.minor, total: price.minor * BigInt(quantity) };
 }
 

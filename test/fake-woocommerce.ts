@@ -10,6 +10,7 @@
 //   SLOW          a lookup that never answers             ORDER-500    priced, its order fails with 500
 //   ORDER-REFUSED priced, its order is refused (400 woocommerce_rest_invalid_product_id)
 //   ORDER-ECHO    priced, its order's reply is 201 and echoes the secret in a note
+//   ECHO-NAME     a product whose name echoes the secret (the operator sees names when approving)
 // Every request is kept (never the secret itself), in memory and, when asked, as NDJSON in a file.
 // As a program: bun test/fake-woocommerce.ts --key CK --secret-file FILE [--log FILE]; it prints
 // its base URL on stdout and serves on an ephemeral loopback port until killed.
@@ -38,6 +39,7 @@ export const PRODUCTS: Record<string, { id: number; name: string; price: string 
   "ORDER-500": { id: 32, name: "Fails on order", price: "1.00" },
   "ORDER-REFUSED": { id: 33, name: "Refused on order", price: "1.00" },
   "ORDER-ECHO": { id: 34, name: "Echoes on order", price: "1.00" },
+  "ECHO-NAME": { id: 35, name: "(named after the secret)", price: "1.00" },
 };
 
 const json = (status: number, v: unknown) => new Response(JSON.stringify(v), { status, headers: { "content-type": "application/json; charset=UTF-8" } });
@@ -114,6 +116,7 @@ export function startFakeWooCommerce(opts: { key: string; secret: string; curren
             return await new Promise<Response>(() => {});
         }
         const p = PRODUCTS[sku];
+        if (sku === "ECHO-NAME") return json(200, [product(sku, { ...p!, name: `Echo ${echo}` })]);
         return json(200, p ? [product(sku, p)] : []);
       }
       if (!body || lines.length === 0) return wcError(400, "rest_invalid_param", "Invalid parameter(s): line_items");

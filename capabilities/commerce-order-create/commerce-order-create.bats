@@ -41,7 +41,7 @@ agent "$AGENT" {
         provider "shop"
         sku "BOOK-*"
         sku "ORDER-*"
-        sku "ECHO-SECRET"
+        sku "ECHO-*"
         sku "SERVER-ERROR"
         sku "GARBAGE"
         sku "SLOW"
@@ -252,6 +252,14 @@ refute_canary() {
   wait_for has_rcs 1
   [ "$(cat "$BATS_TEST_TMPDIR/ok.rc")" -eq 0 ]
   refute_canary "$(cat "$BATS_TEST_TMPDIR/ok.out" "$BATS_TEST_TMPDIR/ok.err")"
+  # A product named after the secret: the operator's view and the request record show it scrubbed.
+  order_in_background nm --sku ECHO-NAME --quantity 1 --shipping-address-id home --confirm
+  wait_for has_pending
+  run -0 viv approvals --json
+  [[ "$(jq -r .target <<<"$output")" == '1 x ECHO-NAME "Echo secret [secret scrubbed] basic [secret scrubbed] hex [secret scrubbed]'* ]]
+  refute_canary "$output"
+  viv deny "$(viv approvals --json | jq -r .id)"
+  wait_for has_rcs 2
   # The canary did reach the shop: every request was authenticated.
   [ "$(jq -r .auth_ok "$RECEIVED" | sort -u)" = true ]
   run -0 viv-log
