@@ -396,7 +396,8 @@ export class Broker {
       const pre = await preflight(this.policy, d, this.vault, this.budgets, c.agent);
       const budget = pre.type === "go" ? pre.budget : null;
       const gate = pre.type === "go" && d.grant.approval ? await this.approvalGate(c, d, digest, raw, pre) : null;
-      const cred = pre.type === "refuse" || (gate && "refused" in gate) ? null : (pre.credentials ?? resolveCredentials(this.policy, d, this.vault));
+      // After a wait for approval the vault is read again, so a secret removed meanwhile holds.
+      const cred = pre.type === "refuse" || (gate && "refused" in gate) ? null : ((!gate && pre.credentials) || resolveCredentials(this.policy, d, this.vault));
       if (pre.type === "refuse") {
         const r = pre.refusal;
         this.count(c.agent, "denials");

@@ -304,3 +304,16 @@ refute_canary() {
   done
   [ "$n" -eq 2 ]
 }
+
+@test "a secret removed while the order waits for approval denies it, and gives its amount back" {
+  order_in_background w --sku BOOK-1 --quantity 2 --shipping-address-id home --confirm
+  wait_for has_pending
+  viv secret rm shop-key
+  approve_all
+  wait_for has_rcs 1
+  [ "$(cat "$BATS_TEST_TMPDIR/w.rc")" -eq 69 ]
+  [[ "$(cat "$BATS_TEST_TMPDIR/w.err")" == "commerce-order-create: credential 'shop-key' unavailable: "* ]]
+  [ "$(orders_received)" -eq 0 ]
+  run -0 viv-log --agent "$AGENT" --cap commerce-order-create
+  [[ "$output" == *"kind=deny cap=commerce-order-create "*"stage=credential exit=69 "*" released="* ]]
+}
