@@ -10,6 +10,7 @@ import { NoEffect, type Scopes } from "../../lib/capability.ts";
 import { VivError } from "../../lib/exit.ts";
 import { Secret } from "../../lib/secret.ts";
 import { loadPolicyText } from "../../policy/load.ts";
+import { matchSku, refuseQuantityBound, refuseSkuPattern } from "../../policy/scope.ts";
 import type { ShopQuote } from "../../providers/woocommerce.ts";
 import { startFakeWooCommerce } from "../../test/fake-woocommerce.ts";
 import { commerceOrderCreate as cap } from "./index.ts";
@@ -45,6 +46,34 @@ async function failure(p: Promise<unknown>): Promise<[number, string, boolean]> 
   }
   throw new Error("no error");
 }
+
+describe("SKU patterns", () => {
+  const matches: [string, string, boolean][] = [
+    ["BOOK-1", "BOOK-*", true],
+    ["BOOK-", "BOOK-*", true],
+    ["BOOK", "BOOK-*", false],
+    ["XBOOK-1", "BOOK-*", false],
+    ["BOOK-1", "BOOK-1", true],
+    ["BOOK-10", "BOOK-1", false],
+    ["BOOKX1", "BOOK.1", false],
+    ["A-RED-L", "A-*-L", true],
+    ["book-1", "BOOK-*", false],
+    ["BOOK-1 ", "BOOK-*", false],
+    ["BOOK-1/2", "BOOK-*", false],
+  ];
+  for (const [sku, pattern, ok] of matches) test(`'${sku}' ${ok ? "matches" : "does not match"} '${pattern}'`, () => expect(matchSku(sku, [pattern])).toBe(ok));
+  const refused: [string, string | null][] = [
+    ["BOOK-*", null],
+    ["*", "grants every product; name the SKUs or a prefix such as BOOK-*"],
+    ["**", "grants every product; name the SKUs or a prefix such as BOOK-*"],
+    ["BOOK ?", "is not a SKU pattern (letters, digits, '.', '_', '-' and '*')"],
+    ["", "is not a SKU pattern (letters, digits, '.', '_', '-' and '*')"],
+  ];
+  for (const [p, why] of refused) test(`pattern '${p}'`, () => expect(refuseSkuPattern(p)).toBe(why));
+  test("max-quantity is a whole number from 1 to 1000", () => {
+    expect(["1", "1000", "0", "1001", "05", "2.5"].map(refuseQuantityBound)).toEqual([null, null, ...Array(4).fill("is not a whole number from 1 to 1000")]);
+  });
+});
 
 describe("authorize", () => {
   const cases: [string, Record<string, unknown>, string | null][] = [
