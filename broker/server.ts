@@ -107,8 +107,8 @@ export class Broker {
 
   /**
    * Budgets are state: rebuilds each grant's rate bucket from the calls of the last period that
-   * took a token (an intent that needed no approval, an approval request, or a call refused for
-   * too many waiting approvals), as the log shows them.
+   * took a token (an intent that needed no approval, an approval request, a call refused for
+   * too many waiting approvals, or by its quote or budgets), as the log shows them.
    */
   private restoreBudgets() {
     const rated = [...this.policy.agents.values()].flatMap((a) => [...a.grants.values()].filter((g) => g.rate).map((g) => ({ agent: a.name, grant: g })));
@@ -119,7 +119,8 @@ export class Broker {
       const tookToken =
         (r.kind === "call" && r.fields.approval === undefined) ||
         r.kind === "approval-request" ||
-        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
+        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined) ||
+        (r.kind === "deny" && (r.fields.stage === "quote" || r.fields.stage === "budget"));
       if (!tookToken) continue;
       const key = `${r.agent}\0${r.cap}`;
       taken.set(key, [...(taken.get(key) ?? []), Date.parse(r.ts)]);

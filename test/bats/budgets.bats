@@ -80,3 +80,18 @@ sent_to() { jq -r .to "$RECEIVED" | grep -c "^$1\$" || true; }
   [ "$(sent_to +15550100000)" -eq 2 ]
   [ "$(sent_to +15550100002)" -eq 2 ]
 }
+
+@test "a call refused by its budget spent a rate token, and a restart remembers it" {
+  stop_broker
+  sed -i -e 's/messages max=2 per="day"/messages max=1 per="day"\n        rate 3 per="day"\n        contact "+1 555 010 0003"/' "$POLICY"
+  start_broker
+  run -0 viv run --agent "$AGENT" -- messaging-message-send --to +15550100000 --body one
+  run -75 viv run --agent "$AGENT" -- messaging-message-send --to +15550100000 --body two
+  stop_broker
+  start_broker
+  # Two tokens of three are spent (the refused call took one too): one more call, then rate.
+  run -0 viv run --agent "$AGENT" -- messaging-message-send --to +15550100002 --body three
+  run -75 --separate-stderr viv run --agent "$AGENT" -- messaging-message-send --to +15550100003 --body four
+  [ "$stderr" = "messaging-message-send: rate limit of 3 calls per day reached" ]
+  [ "$(sent_to +15550100003)" -eq 0 ]
+}
