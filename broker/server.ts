@@ -4,7 +4,7 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import { renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
+import { NoEffect, renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
@@ -14,6 +14,7 @@ import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
 import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
 import { Browsers } from "./browser.ts";
+import { BudgetLedger, longestWindow, preflight } from "./budgets.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
@@ -62,6 +63,8 @@ const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 export class Broker {
   private listeners = new Map<string, AgentListener>();
   private limiter = new RateLimiter();
+  /** Cumulative budgets a capability defines (spend per day, messages per recipient per day). */
+  private budgets = new BudgetLedger();
   readonly approvals = new ApprovalQueue();
   /** Connection numbers in records; started past the log's head so they never repeat in one log. */
   private nextConn: number;
@@ -111,13 +114,14 @@ export class Broker {
 
   start() {
     this.restoreBudgets();
+    this.restoreCumulativeBudgets();
     for (const agent of this.policy.agents.values()) this.listen(agent);
   }
 
   /**
    * Budgets are state: rebuilds each grant's rate bucket from the calls of the last period that
-   * took a token (an intent that needed no approval, an approval request, or a call refused for
-   * too many waiting approvals), as the log shows them.
+   * took a token (an intent that needed no approval, an approval request, a call refused for
+   * too many waiting approvals, or by its quote or budgets), as the log shows them.
    */
   private restoreBudgets() {
     const rated = [...this.policy.agents.values()].flatMap((a) => [...a.grants.values()].filter((g) => g.rate).map((g) => ({ agent: a.name, grant: g })));
@@ -128,7 +132,8 @@ export class Broker {
       const tookToken =
         (r.kind === "call" && r.fields.approval === undefined) ||
         r.kind === "approval-request" ||
-        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
+        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined) ||
+        (r.kind === "deny" && (r.fields.stage === "quote" || r.fields.stage === "budget"));
       if (!tookToken) continue;
       const key = `${r.agent}\0${r.cap}`;
       const times = taken.get(key);
@@ -143,6 +148,12 @@ export class Broker {
     return this.audit.rotate();
   }
 
+  /** Cumulative budgets are state too: rebuilt from the reservations of their longest window. */
+  private restoreCumulativeBudgets() {
+    const window = longestWindow(this.policy.agents.values());
+    if (window > 0) this.budgets.replay(this.policy, this.audit.recentRecords(new Date(Date.now() - window).toISOString()));
+  }
+
   /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */
   async replacePolicy(next: Policy) {
     const old = this.policy;
@@ -152,6 +163,7 @@ export class Broker {
       this.browsers.stopAgent(name);
       this.revoke(name);
       this.limiter.forget(`${name}\0`);
+      this.budgets.forget(name);
     }
     for (const agent of next.agents.values()) {
       if (this.killed.has(agent.name)) continue;
@@ -438,23 +450,35 @@ export class Broker {
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      // approval gate → credential → intent → execute (DESIGN.md's order).
-      const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
-      const cred = gate && "refused" in gate ? null : resolveCredentials(this.policy, d, this.vault);
-      if (gate && "refused" in gate) {
+      // quote and budgets (broker/budgets.ts) → approval gate → credential → intent → execute.
+      const pre = await preflight(this.policy, d, this.vault, this.budgets, c.agent);
+      const budget = pre.type === "go" ? pre.budget : null;
+      const gate = pre.type === "go" && d.grant.approval ? await this.approvalGate(c, d, digest, raw, pre) : null;
+      // After a wait for approval the vault is read again, so a secret removed meanwhile holds.
+      const cred = pre.type === "refuse" || (gate && "refused" in gate) ? null : ((!gate && pre.credentials) || resolveCredentials(this.policy, d, this.vault));
+      if (pre.type === "refuse") {
+        const r = pre.refusal;
+        this.count(c.agent, "denials");
+        reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest, ...pre.fields }, raw: concat(raw, reply) });
+      } else if (gate && "refused" in gate) {
         reply = gate.refused;
         this.count(c.agent, "denials");
       } else if (cred!.type === "refuse") {
         const r = cred!.refusal;
         this.count(c.agent, "denials");
+        if (budget) this.budgets.release(budget.id);
         reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
-        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest, ...(budget ? { released: budget.id } : {}) }, raw: concat(raw, reply) });
       } else {
         const ready = cred as Extract<typeof cred, { type: "ready" }>;
         this.count(c.agent, "calls");
         const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
-        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...ready.fields }, raw });
-        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, ready.context, ready.basicUsers);
+        // The reservation is in the approval request when there was one, else in the intent.
+        const reserved = budget ? (gate ? { budget_id: budget.id } : budget.fields) : {};
+        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...reserved, ...ready.fields }, raw });
+        const context = pre.quote === undefined ? ready.context : { ...ready.context, quote: pre.quote };
+        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id);
       }
     }
     c.callInFlight = false;
@@ -470,9 +494,13 @@ export class Broker {
    * decided, recording the request and the decision. Returns the approval it ran under, or the
    * refusal to send (recorded).
    */
-  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
+  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array, pre?: { target?: string; budget: { id: string; fields: Record<string, unknown> } | null }): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
     const cap = d.cap;
     const refuse = async (exit: number, reason: string, extra: Record<string, unknown> = {}) => {
+      if (pre?.budget) {
+        this.budgets.release(pre.budget.id);
+        extra = { ...extra, released: pre.budget.id };
+      }
       const reply = result(exit, "", `${cap}: ${reason}\n`);
       await this.audit.append({ agent: c.agent, kind: "deny", cap, fields: { conn: c.id, stage: "approval", exit, reason, args_sha256: digest, ...extra }, raw: reply });
       return { refused: reply };
@@ -481,14 +509,14 @@ export class Broker {
       return await refuse(Exit.temporary, `too many calls of agent '${c.agent}' wait for approval (at most ${MAX_PENDING_PER_AGENT})`);
     }
     const risk = d.capability.schema["x-vivary-risk"];
-    const target = d.capability.target?.(d.args, d.grant.scopes) ?? "-";
+    const target = pre?.target ?? d.capability.target?.(d.args, d.grant.scopes) ?? "-";
     const approval = d.grant.approval!;
     const { view, decided } = this.approvals.request({ agent: c.agent, cap, risk, target, args: d.args, argsDigest: digest, conn: c.id }, approval);
     await this.audit.append({
       agent: c.agent,
       kind: "approval-request",
       cap,
-      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}) },
+      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}), ...(pre?.budget?.fields ?? {}) },
       raw,
     });
     const v: Verdict = await decided;
@@ -506,11 +534,12 @@ export class Broker {
    * A call that reads the web borrows the agent's browser; what the browser's proxy refused
    * during the call goes into the one result record.
    */
-  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = []): Promise<Uint8Array> {
+  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = [], budgetId?: string): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
+    let released = false;
     // Only a capability that reads URLs is lent the agent's browser; no other call touches it.
     const lease = capability.schema["x-vivary-scopes"].includes("url") ? this.browsers.lease(agent.name, agent.uid, scopes.url ?? []) : null;
     const context: CallContext = lease ? { ...credential, browser: lease.open } : credential;
@@ -522,6 +551,10 @@ export class Broker {
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
+      if (budgetId && (e instanceof NoEffect || e instanceof EscapeAttempt)) {
+        this.budgets.release(budgetId);
+        released = true;
+      }
     } finally {
       blocked = lease ? lease.end().map((b) => `${b.dest} (${b.reason})`) : [];
     }
@@ -533,6 +566,7 @@ export class Broker {
       ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
     };
     if (blocked.length) fields.blocked = blocked;
+    if (released) fields.released = budgetId;
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }

@@ -10,6 +10,7 @@ import { calendarEventCreate } from "./calendar-event-create/index.ts";
 import { fsFileRead } from "./fs-file-read/index.ts";
 import { fsDirList } from "./fs-dir-list/index.ts";
 import { homeDeviceInvoke } from "./home-device-invoke/index.ts";
+import { commerceOrderCreate } from "./commerce-order-create/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
@@ -19,6 +20,7 @@ export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new M
   ["fs-file-read", fsFileRead],
   ["fs-dir-list", fsDirList],
   ["home-device-invoke", homeDeviceInvoke],
+  ["commerce-order-create", commerceOrderCreate],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {
@@ -36,5 +38,7 @@ export const CATALOG: Catalog = new Map(
     risk: c.schema["x-vivary-risk"],
     credential: c.schema["x-vivary-credential"] !== null,
     providerKinds: kindsOf(name, c.schema["x-vivary-providers"]),
+    budgets: new Map(Object.entries(c.schema["x-vivary-budgets"] ?? {}).map(([k, b]) => [k, { measure: b.measure, cumulative: b.cumulative }])),
+    scopeProperties: new Map(Object.entries(c.schema["x-vivary-scope-properties"] ?? {}).map(([k, props]) => [k, Object.fromEntries(Object.entries(props).map(([p, d]) => [p, d.required]))])),
   }]),
 );

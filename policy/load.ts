@@ -6,8 +6,9 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
-import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl } from "./scope.ts";
+import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
 import { deviceScope } from "./scope.ts";
+import { loadCeiling, settleCurrency } from "./budgets.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -30,6 +31,9 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   contact: refuseContact,
   calendar: refuseCalendarName,
   "attendee-domain": refuseAttendeeDomain,
+  sku: refuseSkuPattern,
+  "max-quantity": refuseQuantityBound,
+  "shipping-address": refuseScopeId,
 };
 
 /** Scope kinds written as one property instead of a value (`attendees max=5`), kept as its value's text. */
@@ -142,6 +146,24 @@ function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }
   g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
 }
 
+/**
+ * A scope node that carries properties (`shipping-address "home" name="…" city="…"`): its one
+ * value is its id; its properties, checked against the capability's list, are kept as one JSON
+ * object under the scope key `KIND/ID`, where the capability finds them.
+ */
+function loadScopeProperties(p: Problems, c: Node, props: Readonly<Record<string, boolean>>, g: Grant): boolean {
+  if (c.values.length !== 1 || typeof c.values[0] !== "string") return void p.at(c, `'${c.name}' takes one id and properties`), false;
+  const given: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.properties)) {
+    if (!(k in props)) return void p.at(c, `unknown property '${k}' on '${c.name}' (expected ${quoted(Object.keys(props))})`), false;
+    if (typeof v !== "string" || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) return void p.at(c, `property '${k}' of '${c.name}' must be a string of 1 to 200 printable characters`), false;
+    given[k] = v;
+  }
+  for (const [k, required] of Object.entries(props)) if (required && !(k in given)) return void p.at(c, `'${c.name}' needs ${k}=`), false;
+  g.scopes[`${c.name}/${c.values[0]}`] = [JSON.stringify(given)];
+  return true;
+}
+
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
   if (!onlyArgs(p, n, 1, "one capability name")) return null;
   const cap = n.values[0] as string;
@@ -177,6 +199,11 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       const why = refuseSecretId(v);
       if (why) p.at(c, `credential '${v}' refused: ${why}`);
       else g.credentials.push(v);
+    } else if (facts.budgets?.has(c.name)) {
+      const ceiling = loadCeiling(c, c.name, facts.budgets.get(c.name)!);
+      if (typeof ceiling === "string") p.at(c, ceiling);
+      else if (g.budgets?.[c.name]) p.at(c, `'${c.name}' is given twice`);
+      else (g.budgets ??= {})[c.name] = ceiling;
     } else if (facts.scopes.includes(c.name) && SCOPE_NODES[c.name]) {
       named.add(c.name);
       if (!noChildren(p, c)) continue;
@@ -189,19 +216,24 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
         loadBoundScope(p, c, g, SCOPE_BOUNDS[c.name]!);
         continue;
       }
-      if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
+      const props = facts.scopeProperties?.get(c.name);
+      if (props) {
+        if (!noChildren(p, c) || !loadScopeProperties(p, c, props, g)) continue;
+      } else if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
       const v = c.values[0] as string;
       const why = SCOPE_KINDS[c.name]?.(v);
       if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
+      else if (g.scopes[c.name]?.includes(v)) p.at(c, `${c.name} '${v}' is given twice`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), "rate", "approval"]);
+      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), ...(facts.budgets?.keys() ?? []), "rate", "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }
   for (const kind of facts.scopes) {
     if (!named.has(kind)) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
   }
+  for (const why of settleCurrency(g)) p.at(n, why);
   if (facts.risk === "critical") {
     if (optOut.never) p.warn(n, `grant '${cap}' (risk critical) opts out of approval: its calls run without an operator`);
     else g.approval ??= { timeoutMs: DEFAULT_APPROVAL_MS };

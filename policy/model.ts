@@ -28,7 +28,31 @@ export interface Grant {
   rate?: Rate;
   /** Absent: no approval. A critical capability gets one unless the grant says approval "never". */
   approval?: Approval;
+  /** The ceilings of the capability's own budgets this grant sets, by budget name (e.g. spend). */
+  budgets?: Record<string, Ceiling>;
   where: string;
+}
+
+/**
+ * A budget a capability defines (its schema's x-vivary-budgets): `money` amounts in a currency or
+ * a `count`; `cumulative` ones add up over a rolling window (`spend max="200.00" per="day"`),
+ * the others cap each call alone (`per-order max="50.00"`).
+ */
+export interface BudgetFacts {
+  measure: "money" | "count";
+  cumulative: boolean;
+}
+
+/** A grant's ceiling for one budget: `max` in minor units of `currency` (money) or in calls' units (count). */
+export interface Ceiling {
+  measure: "money" | "count";
+  max: bigint;
+  /** The ceiling as the policy wrote it, for messages. */
+  maxText: string;
+  currency?: string;
+  /** For a cumulative budget: the rolling window. */
+  per?: Rate["per"];
+  perMs?: number;
 }
 
 /** A vault id, as a grant, a provider and `viv secret` name it. */
@@ -105,5 +129,9 @@ export interface CapabilityFacts {
   credential: boolean;
   /** The provider kinds it can act through, by kind name. */
   providerKinds: ReadonlyMap<string, ProviderKindFacts>;
+  /** The budgets a grant of it may limit (grant nodes named like them), by name. */
+  budgets?: ReadonlyMap<string, BudgetFacts>;
+  /** Scope kinds whose nodes carry properties (name → the properties, required ones first by flag). */
+  scopeProperties?: ReadonlyMap<string, Readonly<Record<string, boolean>>>;
 }
 export type Catalog = ReadonlyMap<string, CapabilityFacts>;

@@ -397,3 +397,29 @@ export function matchDevice(device: string, action: string, granted: readonly st
   if (!grant.slice(1).includes(action)) return { ok: false, reason: `action '${action}' is not granted on it (granted: ${grant.slice(1).join(" ") || "none"})` };
   return { ok: true };
 }
+
+/** A product's SKU as an agent may name it: letters, digits, dot, dash, underscore. */
+export const SKU = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A `sku` pattern: a SKU in which `*` stands for any run of SKU characters; never `*` alone. */
+export function refuseSkuPattern(v: string): string | null {
+  if (!/^[A-Za-z0-9._*-]{1,64}$/.test(v)) return "is not a SKU pattern (letters, digits, '.', '_', '-' and '*')";
+  if (!/[A-Za-z0-9._-]/.test(v)) return "grants every product; name the SKUs or a prefix such as BOOK-*";
+  return null;
+}
+
+/** Whether a SKU matches one of the granted patterns, compared case-sensitively as WooCommerce does. */
+export function matchSku(sku: string, patterns: readonly string[]): boolean {
+  if (!SKU.test(sku)) return false;
+  return patterns.some((p) => new RegExp(`^${p.split("*").map((s) => s.replace(/[.]/g, "\\.")).join("[A-Za-z0-9._-]*")}$`).test(sku));
+}
+
+/** `max-quantity "N"`: a whole number from 1 to 1000. */
+export function refuseQuantityBound(v: string): string | null {
+  return /^[1-9][0-9]{0,3}$/.test(v) && Number(v) <= 1000 ? null : "is not a whole number from 1 to 1000";
+}
+
+/** An operator's id for something a grant names (a shipping address): lower case, digits, dashes. */
+export function refuseScopeId(v: string): string | null {
+  return /^[a-z0-9][a-z0-9-]{0,31}$/.test(v) ? null : "must match ^[a-z0-9][a-z0-9-]{0,31}$";
+}

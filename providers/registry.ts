@@ -5,9 +5,11 @@ import type { ProviderKind } from "./kind.ts";
 import { caldav } from "./caldav.ts";
 import { twilio } from "./twilio.ts";
 import { homeAssistant } from "./home-assistant.ts";
+import { woocommerce } from "./woocommerce.ts";
 
 export const PROVIDER_KINDS: ReadonlyMap<string, ProviderKind> = new Map([
   [twilio.name, twilio],
   [caldav.name, caldav],
   [homeAssistant.name, homeAssistant],
+  [woocommerce.name, woocommerce],
 ]);

@@ -77,6 +77,27 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[];
       "An unknown domain, a malformed entity id, a missing actions= or an action the domain does not take is refused when the policy loads.",
     ],
   },
+  sku: {
+    arg: "PATTERN",
+    example: "BOOK-*",
+    doc: [
+      "A product SKU the capability may order, in which * stands for any run of SKU characters (letters, digits, dot, dash, underscore); repeat it to grant several.",
+      "SKUs are compared case-sensitively, as the shop stores them. A pattern of * alone is refused when the policy loads.",
+    ],
+  },
+  "max-quantity": {
+    arg: "N",
+    example: "3",
+    doc: ["The largest quantity of one order, a whole number from 1 to 1000; given several times, the smallest holds."],
+  },
+  "shipping-address": {
+    arg: "ID",
+    example: 'home" first-name="Jane" last-name="Doe" address-1="1 Main Street" city="Paris" postcode="75001" country="FR',
+    doc: [
+      "An address orders may be shipped to: its ID (lower case letters, digits and dashes) is what the agent names with --shipping-address-id; the address is the properties of the node, which the agent never supplies.",
+      "Properties: first-name, last-name, address-1, city, postcode and country (required); company, address-2, state and phone (optional). They are sent as the order's shipping address.",
+    ],
+  },
   provider: {
     arg: "NAME",
     example: "family-sms",
@@ -160,7 +181,7 @@ export function generate(name: string): string {
   if (!RISKS.includes(risk)) throw new Error(`${name}: x-vivary-risk '${risk}' is not one of ${RISKS.join(", ")}`);
   const scopes = schema["x-vivary-scopes"];
   for (const kind of scopes) if (!SCOPE_KINDS[kind]) throw new Error(`${name}: scope kind '${kind}' has no entry in scripts/gen-man.ts SCOPE_KINDS`);
-  const output = schema["x-vivary-output"] as { type?: string; description?: string; required?: string[]; properties?: Record<string, { type?: string; description?: string }> };
+  const output = schema["x-vivary-output"] as { type?: string; description?: string; required?: string[]; properties?: Record<string, { type?: string | string[]; description?: string }> };
   const n = roff(name);
   const first = schema.description.split(/(?<=\.)\s/)[0]!.replace(/\.$/, "");
   const L: string[] = [];
@@ -202,13 +223,24 @@ export function generate(name: string): string {
     L.push(".TP", k.node ? `.B ${roff(k.node)}` : `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
   }
   L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
+  const budgets = Object.entries(schema["x-vivary-budgets"] ?? {});
+  for (const [b, d] of budgets) {
+    const props = `max= ${d.measure === "money" ? "AMOUNT" : "N"}${d.cumulative ? " per= UNIT" : ""}${d.measure === "money" ? " [currency= CODE]" : ""}`;
+    L.push(".TP", `.BI ${roff(b)} " ${roff(props)}"`, `Optional budget. ${sentences(d.doc)}`);
+  }
+  if (budgets.some(([, d]) => d.measure === "money")) {
+    L.push("AMOUNT is a decimal in quotes (\\(dq50.00\\(dq), exact in the currency's minor unit; CODE an ISO 4217 currency, given on at least one of the grant's spending limits and the same on all.");
+    L.push("Budgets are state, not configuration: what was reserved is in the audit log and counts again after a broker restart.");
+  }
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
   const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
   for (const kind of scopes) {
     const k = SCOPE_KINDS[kind]!;
     L.push(`    ${k.node ? roff(k.node) : `${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : k.example)}"${k.props ? ` ${roff(k.props)}` : ""}`}`);
   }
-  L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
+  L.push(`    rate 30 per="minute"`);
+  for (const [b, d] of budgets) L.push(`    ${roff(b)} ${roff(d.example)}`);
+  L.push("}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];
   if (kinds.length) {
@@ -236,7 +268,7 @@ export function generate(name: string): string {
   if (output.type === "object" && output.properties) {
     L.push(`On success, \\fB${n}\\fR prints one line on standard output: a JSON object with these members.`);
     for (const [key, p] of Object.entries(output.properties)) {
-      L.push(".TP", `.B ${roff(key)}`, `(${roff(p.type ?? "any")}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
+      L.push(".TP", `.B ${roff(key)}`, `(${roff([p.type ?? "any"].flat().join(" or "))}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
     }
     if (output.description) L.push(".PP", sentences(output.description));
   } else {

@@ -79,7 +79,7 @@ describe("refused, with file:line", () => {
     ["a contact that is too short", [provider(TWILIO) + grant(`${GRANT}\n        contact "+1555"`)], "p.kdl:12: contact '+1555' refused: not a possible phone number"],
     ["a grant's credential that its provider does not use", [provider(TWILIO) + grant(`${GRANT}\n        credential "other"`)], "p.kdl:9: provider 'family-sms' uses credential 'twilio-main', which grant 'messaging-message-send' does not name"],
     ["a credential on a capability that needs none", [`agent "a" {\n    grant "fs-file-write" {\n        path "/srv/r"\n        credential "x-secret"\n    }\n}`], "p.kdl:4: 'credential' is not used by 'fs-file-write', which needs no secret"],
-    ["an unknown node in a grant lists credential among the expected", [provider(TWILIO) + grant(`${GRANT}\n        path "/srv/x"`)], "p.kdl:12: unknown node 'path' in grant 'messaging-message-send' (expected 'contact', 'provider', 'credential', 'rate', 'approval')"],
+    ["an unknown node in a grant lists credential among the expected", [provider(TWILIO) + grant(`${GRANT}\n        path "/srv/x"`)], "p.kdl:12: unknown node 'path' in grant 'messaging-message-send' (expected 'contact', 'provider', 'credential', 'messages', 'rate', 'approval')"],
   ];
   for (const [name, texts, expected] of cases) {
     test(name, () => expect(problems(...texts)).toContain(expected));
