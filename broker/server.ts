@@ -22,7 +22,7 @@ import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
 import { Vault } from "./vault.ts";
 import { summaryReason, ViolationBudget, type ViolationSummary } from "./violation-budget.ts";
-import { killGroup, killUid, type JailGroup, type LimitEvents } from "../lib/cgroup.ts";
+import { groupPids, killGroup, killUid, type JailGroup, type LimitEvents } from "../lib/cgroup.ts";
 
 /** A jail viv run reported: how it is bounded, and its control group under a cgroup driver. */
 export interface JailInfo {
@@ -242,7 +242,7 @@ export class Broker {
         /* already gone */
       }
     }
-    const left = (await Promise.all(jails.map(([, j]) => (j.group ? killGroup(j.group).catch(() => [-1]) : Promise.resolve([]))))).flat();
+    const left = (await Promise.all(jails.map(([, j]) => (j.group ? killGroup(j.group).catch(() => groupPids(j.group!)) : Promise.resolve([]))))).flat();
     // Jails run as the agent's own uid when the broker is root: none of its processes may stay.
     const uid = this.policy.agents.get(agent)?.uid;
     if (jails.length && uid !== undefined && process.getuid?.() === 0) left.push(...(await killUid(uid)));
