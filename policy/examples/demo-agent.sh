@@ -11,6 +11,12 @@ fs-file-write --path /srv/vivary-demo/reports/summary.md --content "# Summary
 All systems nominal."
 fs-file-write --path /srv/vivary-demo/reports/2026/data.bin --content aGVsbG8gd29ybGQ= --encoding base64
 
+echo "agent: listing what I wrote, and reading the summary back"
+fs-dir-list --path /srv/vivary-demo/reports --recursive
+fs-file-read --path /srv/vivary-demo/reports/summary.md
+echo "agent: trying to read a host file outside my grant"
+fs-file-read --path /etc/shadow || echo "agent: refused with exit $?"
+
 echo "agent: trying a path outside my grant"
 fs-file-write --path /etc/cron.d/evil --content '* * * * * root id' || echo "agent: refused with exit $?"
 
