@@ -9,6 +9,7 @@ import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSy
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { CAPABILITIES } from "../capabilities/registry.ts";
+import { externalCapability } from "./external-capability.ts";
 import { mcpBridge } from "../lib/install.ts";
 import { JAIL, stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy } from "../policy/model.ts";
@@ -16,7 +17,7 @@ import type { AgentPolicy } from "../policy/model.ts";
 export function capabilityList(agent: AgentPolicy) {
   return {
     version: 1,
-    capabilities: [...agent.grants.keys()].sort().map((name) => ({ name, schema: CAPABILITIES.get(name)!.schema })),
+    capabilities: [...agent.grants.values()].sort((a, b) => (a.cap < b.cap ? -1 : 1)).map(({ cap: name, external }) => ({ name, schema: (external ? externalCapability(external) : CAPABILITIES.get(name)!).schema })),
   };
 }
 

@@ -2,6 +2,7 @@
 // call to a next value or a Refusal; decide() chains them. The connection loop (server.ts) owns
 // I/O: it audits what decide() returns, runs the capability, audits the outcome, replies.
 import { CAPABILITIES } from "../capabilities/registry.ts";
+import { externalCapability } from "./external-capability.ts";
 import { parseArgv, type Args, type Capability } from "../lib/capability.ts";
 import { Exit, VivError, type ExitCode } from "../lib/exit.ts";
 import type { AgentPolicy, Grant } from "../policy/model.ts";
@@ -29,7 +30,7 @@ const refuse = (cap: string, exit: ExitCode, kind: Refusal["kind"], stage: strin
 /** resolve → parse → authorize → rate limit. Nothing here touches the host. */
 export function decide(agent: AgentPolicy, cap: string, argv: readonly string[], limiter: RateLimiter): Decision {
   const grant = agent.grants.get(cap);
-  const capability = CAPABILITIES.get(cap);
+  const capability = grant?.external ? externalCapability(grant.external) : CAPABILITIES.get(cap);
   if (!grant || !capability) return refuse(cap, Exit.denied, "deny", "resolve", `capability '${cap}' is not granted`);
 
   let parsed;

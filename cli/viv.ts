@@ -12,6 +12,7 @@ import { runAgent } from "./run.ts";
 import { watchApprovals, pendingLine } from "./approvals.ts";
 import { SECRET_COMMANDS } from "./secret.ts";
 import { SelftestCommand } from "./selftest.ts";
+import { CapsPinCommand, registered } from "./caps.ts";
 
 
 class RunCommand extends Command {
@@ -151,11 +152,19 @@ class PolicyCheckCommand extends Command {
 
 class CapsCommand extends Command {
   static override paths = [["caps"]];
-  static override usage = Command.Usage({ description: "list the capabilities this vivary provides" });
+  static override usage = Command.Usage({ description: "list the capabilities this vivary provides, and those the policy registers" });
   json = Option.Boolean("--json", false, { description: "print NDJSON: name, risk, scopes, schema" });
+  policy = Option.String("--policy", { description: "policy whose registered capabilities to list too (default $VIVARY_POLICY)" });
 
   async execute() {
-    for (const [name, c] of CAPABILITIES) {
+    const all: [string, { schema: { description: string; "x-vivary-risk": string; "x-vivary-scopes": string[] } }][] = [...CAPABILITIES];
+    try {
+      for (const x of registered(loadPolicy(resolvePolicyPath(this.policy), CATALOG))) all.push([x.name, { schema: x.schema as never }]);
+    } catch (e) {
+      if (!(e instanceof PolicyError)) throw e;
+      if (!e.message.endsWith("ENOENT")) this.context.stderr.write(`viv: registered capabilities not shown: ${e.message}\n`);
+    }
+    for (const [name, c] of all) {
       const s = c.schema;
       if (this.json) this.context.stdout.write(`${JSON.stringify({ name, risk: s["x-vivary-risk"], scopes: s["x-vivary-scopes"], schema: s })}\n`);
       else this.context.stdout.write(`${name}\trisk=${s["x-vivary-risk"]}\tscopes=${s["x-vivary-scopes"].join(",")}\t${s.description.split(". ")[0]}\n`);
@@ -163,4 +172,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS, SelftestCommand], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, CapsPinCommand, ...SECRET_COMMANDS, SelftestCommand], argv);

@@ -7,6 +7,8 @@ export const Env = {
   policy: "VIVARY_POLICY",
   /** Set by the broker for an external capability: the effective scope, as JSON. */
   scope: "VIVARY_SCOPE",
+  /** Set by the broker for an external capability whose grant names a credential: the secret. */
+  credential: "VIVARY_CREDENTIAL",
   /** The vault's key file, kept apart from the state directory that holds the sealed secrets. */
   vaultKey: "VIVARY_VAULT_KEY",
   /** How jails are bounded: auto (default), cgroup2, cgroup1 or rlimit (lib/cgroup.ts). */

@@ -5,10 +5,11 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
+import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type ExternalCapability, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
 import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
 import { deviceScope } from "./scope.ts";
 import { loadCeiling, settleCurrency } from "./budgets.ts";
+import { catalogEntry, loadExternal } from "./external.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -420,7 +421,9 @@ function policyFiles(path: string): string[] {
 }
 
 /** Parses and validates policy text; `file` names it in errors. Throws PolicyError. */
-export function loadPolicyText(sources: { file: string; text: string }[], catalog: Catalog): Policy {
+export function loadPolicyText(sources: { file: string; text: string }[], builtIns: Catalog): Policy {
+  const external = new Map<string, ExternalCapability>();
+  const catalog = withExternal(sources, builtIns, external);
   const agents = new Map<string, AgentPolicy>();
   const providers = new Map<string, Provider>();
   const kinds = providerKinds(catalog);
@@ -444,8 +447,9 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
         else providers.set(pr.name, pr);
         continue;
       }
+      if (n.name === "capability") continue; // loaded first, by withExternal
       if (n.name !== "agent") {
-        p.at(n, `unknown node '${n.name}' (expected 'agent', 'provider')`);
+        p.at(n, `unknown node '${n.name}' (expected 'agent', 'provider', 'capability')`);
         continue;
       }
       const a = loadAgent(p, n, catalog);
@@ -464,8 +468,37 @@ export function loadPolicyText(sources: { file: string; text: string }[], catalo
     if (other) problems.push(`${a.where}: agent '${a.name}' maps to the same host uid as '${other}'; rename one`);
     byUid.set(a.uid, a.name);
   }
+  for (const x of external.values()) {
+    const other = byUid.get(x.uid);
+    if (other) problems.push(`${x.where}: capability '${x.name}' maps to the same host uid as agent '${other}'; rename one`);
+  }
+  for (const a of agents.values()) for (const g of a.grants.values()) if (external.has(g.cap)) g.external = external.get(g.cap);
   if (problems.length) throw new PolicyError(problems);
-  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents, providers, warnings };
+  return { files: sources.map((s) => s.file), digest: hash.digest("hex"), agents, providers, warnings, ...(external.size ? { external } : {}) };
+}
+
+/**
+ * The top-level `capability` nodes of every file, loaded before any grant (policy/external.ts):
+ * the catalog the grants are checked against is the built-ins' plus these. Their problems are the
+ * policy's; a policy with none loads as before, running nothing.
+ */
+function withExternal(sources: { file: string; text: string }[], builtIns: Catalog, out: Map<string, ExternalCapability>): Catalog {
+  const problems: string[] = [];
+  for (const { file, text } of sources) {
+    if (!/^\s*capability\b/m.test(text)) continue;
+    const parsed = parseKdl(text);
+    if (!parsed.ok) continue; // reported by the main pass
+    for (const n of parsed.nodes) {
+      if (n.name !== "capability") continue;
+      const x = loadExternal(file, n, (name) => builtIns.has(name), agentUid);
+      if (Array.isArray(x)) problems.push(...x);
+      else if (out.has(x.name)) problems.push(`${x.where}: capability '${x.name}' is already registered at ${out.get(x.name)!.where}`);
+      else out.set(x.name, x);
+    }
+  }
+  if (problems.length) throw new PolicyError(problems);
+  if (!out.size) return builtIns;
+  return new Map([...builtIns, ...[...out.values()].map((x) => [x.name, catalogEntry(x)] as const)]);
 }
 
 /** Reads a policy file or directory and validates it. Throws PolicyError (unreadable included). */

@@ -30,6 +30,23 @@ export interface Grant {
   approval?: Approval;
   /** The ceilings of the capability's own budgets this grant sets, by budget name (e.g. spend). */
   budgets?: Record<string, Ceiling>;
+  /** Set when the capability is a registered executable (policy `capability` node), not a built-in. */
+  external?: ExternalCapability;
+  where: string;
+}
+
+/** A capability registered by the operator (policy/external.ts): an executable and the schema pinned for it. */
+export interface ExternalCapability {
+  name: string;
+  /** Absolute path of the executable. */
+  exec: string;
+  /** sha256 of what `exec --help` printed: the pinned one. */
+  digest: string;
+  /** The unprivileged host uid it runs as (when the broker is root). */
+  uid: number;
+  timeoutMs: number;
+  /** The JSON Schema it printed, checked by policy/external.ts (a CapabilitySchema of lib/capability.ts). */
+  schema: Readonly<Record<string, unknown>>;
   where: string;
 }
 
@@ -107,6 +124,8 @@ export interface Policy {
   /** Valid but worth a look (an approval opt-out on a critical capability): `viv policy check` prints them. */
   warnings: string[];
   providers: Map<string, Provider>;
+  /** Registered capabilities (top-level `capability` nodes), by name. */
+  external?: Map<string, ExternalCapability>;
 }
 
 /** One setting of a provider kind: whether it must be given and how a value is checked. */
