@@ -5,11 +5,13 @@
 // session), cwd /, with a cleared environment: PATH, VIVARY_SCOPE (the effective scope as JSON)
 // and, when the grant names one, VIVARY_CREDENTIAL. Never the secret in argv. A timeout kills its
 // whole session; stdout and stderr are capped. Its result is the JSON it printed; a failure is
-// its exit code (a sysexits code, else 70) with the last line it wrote on stderr.
+// its exit code (a sysexits code, else 70) with the last line it wrote on stderr. An executable
+// that changed on disk since its schema was checked is refused (78) until the policy is reloaded.
 import { kebab, type Args, type Capability, type CapabilitySchema, type Scopes } from "../lib/capability.ts";
 import { Exit, VivError, type ExitCode } from "../lib/exit.ts";
 import { Env } from "../lib/paths.ts";
-import { asUid, EXTERNAL_PATH, runUid } from "../policy/external.ts";
+import { statSync } from "node:fs";
+import { asUid, EXTERNAL_PATH, fileIdentity, runUid } from "../policy/external.ts";
 import type { ExternalCapability } from "../policy/model.ts";
 
 export const STDOUT_MAX_BYTES = 1 << 20;
@@ -63,7 +65,19 @@ function diagnostic(name: string, stderr: string): string {
   return bare.replace(/[\u0000-\u001f\u007f]/g, " ").slice(0, 300);
 }
 
+/** A registered executable changed since its schema was checked runs no more until the policy is loaded again. */
+function refuseChanged(x: ExternalCapability) {
+  let now = "";
+  try {
+    now = fileIdentity(statSync(x.exec));
+  } catch {
+    /* gone: refused below */
+  }
+  if (now !== x.identity) throw new VivError(Exit.config, `'${x.exec}' changed since its schema was pinned and checked; reload the policy to check it again`);
+}
+
 async function run(x: ExternalCapability, args: Args, scopes: Scopes, secret?: string): Promise<unknown> {
+  refuseChanged(x);
   const env: Record<string, string> = { PATH: EXTERNAL_PATH, [Env.scope]: JSON.stringify(scopes) };
   if (secret !== undefined) env[Env.credential] = secret;
   const proc = Bun.spawn([...asUid(runUid(x.uid)), x.exec, ...argvOf(args)], { cwd: "/", env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });

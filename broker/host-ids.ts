@@ -2,7 +2,7 @@
 // /etc/passwd, not a group in /etc/group, and not inside any user's subordinate range in
 // /etc/subuid or /etc/subgid (rootless containers map those). A jail running under someone
 // else's uid could signal or read that someone's processes and files. The same holds for the uid
-// an agent's browser runs as (broker/browser.ts).
+// an agent's browser runs as (broker/browser.ts) and for a registered capability's (policy/external.ts).
 import { existsSync, readFileSync } from "node:fs";
 import type { Policy } from "../policy/model.ts";
 import { browserUid } from "./browser.ts";
@@ -48,6 +48,10 @@ export function hostIdConflict(policy: Policy, etc = "/etc"): string | null {
     const b = browserUid(a.uid);
     const cb = all.find((c) => b >= c.lo && b <= c.hi);
     if (cb) return `${a.where}: the browser of agent '${a.name}' would run as host uid ${b}, which is ${cb.who}; rename the agent`;
+  }
+  for (const x of policy.external?.values() ?? []) {
+    const c = all.find((c) => x.uid >= c.lo && x.uid <= c.hi);
+    if (c) return `${x.where}: capability '${x.name}' would run as host uid ${x.uid}, which is ${c.who}; rename the capability`;
   }
   return null;
 }

@@ -35,7 +35,12 @@ export function asUid(uid: number | null): string[] {
 export const runUid = (uid: number): number | null => (process.getuid?.() === 0 ? uid : null);
 
 /** Runs `EXEC --help` confined and returns its stdout bytes, or the reason it failed. */
-export function printedSchema(exec: string, uid: number): { bytes: Uint8Array } | { reason: string } {
+/** What changes when the file is replaced or written: compared before each run of a registered capability. */
+export function fileIdentity(st: { dev: number; ino: number; size: number; mtimeMs: number; ctimeMs: number }): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}:${st.ctimeMs}`;
+}
+
+export function printedSchema(exec: string, uid: number): { bytes: Uint8Array; identity: string } | { reason: string } {
   let st;
   try {
     st = statSync(exec);
@@ -48,7 +53,7 @@ export function printedSchema(exec: string, uid: number): { bytes: Uint8Array } 
   if (r.exitedDueToTimeout) return { reason: `'${exec} --help' did not finish within ${HELP_TIMEOUT_MS / 1000}s` };
   if (r.stdout.length > HELP_MAX_BYTES) return { reason: `'${exec} --help' printed more than ${HELP_MAX_BYTES} bytes` };
   if (r.exitCode !== 0) return { reason: `'${exec} --help' exited with ${r.exitCode ?? r.signalCode}` };
-  return { bytes: r.stdout };
+  return { bytes: r.stdout, identity: fileIdentity(st) };
 }
 
 export const sha256 = (bytes: Uint8Array) => new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
@@ -120,7 +125,7 @@ export function loadExternal(file: string, n: Node, builtIn: (name: string) => b
   }
   const why = refuseSchema(name, schema);
   if (why) return at(n, `capability '${name}' refused: ${why}`);
-  return { name, exec, digest, uid, timeoutMs, schema: schema as ExternalCapability["schema"], where: `${file}:${lineOf(n)}` };
+  return { name, exec, digest, identity: printed.identity, uid, timeoutMs, schema: schema as ExternalCapability["schema"], where: `${file}:${lineOf(n)}` };
 }
 
 /** What the policy loader needs to know of a registered capability. */

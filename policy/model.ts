@@ -42,6 +42,8 @@ export interface ExternalCapability {
   exec: string;
   /** sha256 of what `exec --help` printed: the pinned one. */
   digest: string;
+  /** The executable file as it was when its schema was checked (policy/external.ts fileIdentity). */
+  identity: string;
   /** The unprivileged host uid it runs as (when the broker is root). */
   uid: number;
   timeoutMs: number;
