@@ -179,7 +179,7 @@ probe_uid() {
   local uid
   uid=$(probe_uid ext-probe)
   [ "$uid" -ge 200000 ]
-  ! getent passwd "$uid"
+  run ! getent passwd "$uid"
   run -0 viv run --agent "$AGENT" -- ext-probe --mode id
   [ "$output" = "{\"uid\":$uid,\"gid\":$uid,\"groups\":\"$uid\",\"cwd\":\"/\"}" ]
   [ "$uid" != "$(agent_uid "$AGENT")" ]
@@ -199,19 +199,24 @@ probe_uid() {
   start_broker
   local uid
   uid=$(probe_uid ext-probe)
+  # negative control: while it sleeps, its processes are there to be found
+  viv run --agent "$AGENT" -- ext-probe --mode sleep 2>/dev/null &
+  local call=$!
+  wait_for pgrep -u "$uid" sleep
+  wait "$call" || true
   SECONDS=0
   run -69 --separate-stderr viv run --agent "$AGENT" -- ext-probe --mode sleep
   [ "$stderr" = "ext-probe: did not finish within 2s" ]
   [ "$SECONDS" -lt 15 ]
-  ! pgrep -u "$uid"
+  wait_for sh -c "! pgrep -u $uid"
   run -69 --separate-stderr viv run --agent "$AGENT" -- ext-probe --mode flood
   [ "$stderr" = "ext-probe: printed more than 1048576 bytes on stdout" ]
   [ "$output" = "" ]
-  ! pgrep -u "$uid"
+  wait_for sh -c "! pgrep -u $uid"
   run -69 --separate-stderr viv run --agent "$AGENT" -- ext-probe --mode fail
   [ "$stderr" = "ext-probe: no forecast for that place" ]
   run -0 viv-log --agent "$AGENT" --json
-  [ "$(jq -r 'select(.kind == "result") | .exit' <<<"$output" | tr '\n' ' ')" = "69 69 69 " ]
+  [ "$(jq -r 'select(.kind == "result") | .exit' <<<"$output" | tr "\n" " ")" = "69 69 69 69 " ]
 }
 
 @test "its credential reaches it in its environment, never a record, a result or the jail" {
@@ -222,12 +227,12 @@ probe_uid() {
   [ "$(jq -r .echo <<<"$output")" = "[secret scrubbed]" ]
   [ "$stderr" = "" ]
   [[ "$output" != *"$CANARY"* ]]
-  ! grep -c "$CANARY" "$RAN/log"
+  run ! grep -q "$CANARY" "$RAN/log"
   run -0 viv-log --agent "$AGENT" --json
   [[ "$output" != *"$CANARY"* ]]
   [ "$(jq -r 'select(.kind == "result") | .scrubbed' <<<"$output")" = 1 ]
   [ "$(jq -r 'select(.kind == "call") | .credential' <<<"$output")" = ext-probe-key ]
-  ! grep -rc "$CANARY" "$STATE" --include='*.db*'
+  run ! grep -rq "$CANARY" "$STATE" --include='*.db*'
   run -0 viv run --agent "$AGENT" -- sh -c 'env; cat /run/vivary/capabilities.json'
   [[ "$output" != *"$CANARY"* ]]
   # negative control: without the secret in the vault the call is refused before it runs
