@@ -59,7 +59,7 @@ describe("refused, with file:line", () => {
   const grant = (body: string) => `agent "a" {\n    grant "fs-file-write" {\n        ${body}\n    }\n}\n`;
   const cases: [string, string, string][] = [
     ["a syntax error", `agent "a" {\n  workspace "/srv/x\n}`, `p.kdl:2: KDL syntax error: unexpected '\\n'`],
-    ["an unknown top-level node", `agnet "a"`, "p.kdl:1: unknown node 'agnet' (expected 'agent', 'provider')"],
+    ["an unknown top-level node", `agnet "a"`, "p.kdl:1: unknown node 'agnet' (expected 'agent', 'provider', 'capability')"],
     ["an unknown node in an agent", `agent "a" {\n  workspce "/srv/x"\n}`, "p.kdl:2: unknown node 'workspce' in agent 'a' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')"],
     ["an unknown capability", `agent "a" {\n  grant "fs-file-wrte" { path "/srv/x"; }\n}`, "p.kdl:2: unknown capability 'fs-file-wrte'"],
     ["an unknown scope node", grant(`path "/srv/r"\n        url "https://x"`), "p.kdl:4: unknown node 'url' in grant 'fs-file-write' (expected 'path', 'rate', 'approval')"],
@@ -99,7 +99,7 @@ test("every problem is reported, not just the first", () => {
   expect(problems(`agent "a" {\n  bogus 1\n  grant "nope"\n}\nthing`)).toEqual([
     "p.kdl:2: unknown node 'bogus' in agent 'a' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')",
     "p.kdl:3: unknown capability 'nope'",
-    "p.kdl:5: unknown node 'thing' (expected 'agent', 'provider')",
+    "p.kdl:5: unknown node 'thing' (expected 'agent', 'provider', 'capability')",
   ]);
 });
 
