@@ -243,3 +243,17 @@ probe_uid() {
   [[ "$stderr" == "ext-probe: credential 'ext-probe-key' unavailable: "* ]]
   [ "$(wc -l <"$RAN/log")" -eq "$n" ]
 }
+
+@test "the EXAMPLES of vivary-capabilities(7) run as written, moved under the test's directory" {
+  local page="$VIV_ROOT/man/vivary-capabilities.7" block commands expected
+  block=$(sed -n '/^\.SH EXAMPLES/,/^\.SH SEE ALSO/p' "$page" | sed -n '/^\.EX$/,/^\.EE$/p' | sed '1d;$d' | sed 's/\\-/-/g')
+  expected=$(tail -n 1 <<<"$block")
+  commands=$(sed '$d' <<<"$block" | sed 's/^# //' | sed "s|/usr/local/lib/vivary/|$LIB/man/|g; s|/etc/vivary/policy.kdl|$POLICY|g; s|\"writer\"|\"$AGENT\"|; s|--agent writer|--agent $AGENT|")
+  [[ "$commands" == *"viv caps pin $LIB/man/text-word-count"* ]]
+  mkdir -m 755 "$LIB/man"
+  : >"$POLICY"
+  cd "$VIV_ROOT"
+  run -0 --separate-stderr bash -euc "$commands"
+  [ "${lines[-1]}" = "$expected" ]
+  [ "$expected" = '{"words":4,"lines":1}' ]
+}
