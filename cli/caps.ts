@@ -17,22 +17,22 @@ export class CapsPinCommand extends Command {
     details: "Runs `PATH --help` as the capability will run (its own unprivileged uid, cleared environment, cwd /, a timeout), checks the JSON Schema it prints and prints a `capability` node for the policy. The executable's name is the capability's name. Exits 78 when the schema cannot be governed.",
     examples: [["Pin the example capability", "$0 caps pin /usr/local/lib/vivary/text-word-count"]],
   });
-  path = Option.String({ name: "path" });
+  executable = Option.String({ name: "path" });
 
   async execute() {
-    if (!this.path.startsWith("/")) throw new VivError(Exit.usage, `'${this.path}' is not an absolute path`);
-    const name = basename(this.path);
-    const printed = printedSchema(this.path, capabilityUid(name, agentUid));
+    if (!this.executable.startsWith("/")) throw new VivError(Exit.usage, `'${this.executable}' is not an absolute path`);
+    const name = basename(this.executable);
+    const printed = printedSchema(this.executable, capabilityUid(name, agentUid));
     if ("reason" in printed) throw new VivError(Exit.config, printed.reason);
     let schema: unknown;
     try {
       schema = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(printed.bytes));
     } catch {
-      throw new VivError(Exit.config, `'${this.path} --help' did not print JSON`);
+      throw new VivError(Exit.config, `'${this.executable} --help' did not print JSON`);
     }
     const why = refuseSchema(name, schema);
     if (why) throw new VivError(Exit.config, `capability '${name}' refused: ${why}`);
-    this.context.stdout.write(`capability "${name}" {\n    exec "${this.path}"\n    schema-sha256 "${sha256(printed.bytes)}"\n}\n`);
+    this.context.stdout.write(`capability "${name}" {\n    exec "${this.executable}"\n    schema-sha256 "${sha256(printed.bytes)}"\n}\n`);
     return Exit.ok;
   }
 }
