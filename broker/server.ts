@@ -16,6 +16,7 @@ import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.
 import { Browsers } from "./browser.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
+import { MODEL_CAP, ModelGateway, modelEndpoints } from "./model-gateway.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
@@ -73,6 +74,8 @@ export class Broker {
   private vault = () => new Vault(this.state, resolveVaultKeyPath());
   /** The agents' browsers, started by the first call that reads a page. */
   readonly browsers: Browsers;
+  /** The agents' model endpoints, and model access for model-complete calls. */
+  readonly models: ModelGateway;
 
   constructor(
     private policy: Policy,
@@ -82,6 +85,7 @@ export class Broker {
   ) {
     this.nextConn = audit.head.seq + 1;
     this.browsers = new Browsers(state);
+    this.models = new ModelGateway({ state, audit, policy: () => this.policy, secrets: this.vault, nextConn: () => this.nextConn++ });
   }
 
   get policyDigest(): string {
@@ -92,12 +96,19 @@ export class Broker {
     return this.policy.agents;
   }
 
+  /** The granted model providers of an agent's endpoint (name and kind), for the jail's environment. */
+  modelEndpoints(agent: string) {
+    const a = this.policy.agents.get(agent);
+    return a ? modelEndpoints(this.policy, a) : [];
+  }
+
   connections(agent: string): number {
     return this.listeners.get(agent)?.conns.size ?? 0;
   }
 
   start() {
     this.restoreBudgets();
+    this.models.restore();
     for (const agent of this.policy.agents.values()) this.listen(agent);
   }
 
@@ -132,11 +143,13 @@ export class Broker {
       this.browsers.stopAgent(name);
       this.revoke(name);
       this.limiter.forget(`${name}\0`);
+      this.models.budgets.forget(`${name}\0`);
     }
     for (const agent of next.agents.values()) {
       if (this.killed.has(agent.name)) continue;
       if (this.listeners.has(agent.name)) prepareAgentDir(this.state, agent, this.stubPath);
       else this.listen(agent);
+      this.models.listen(agent);
     }
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
@@ -203,8 +216,9 @@ export class Broker {
       rmSync(stateLayout(this.state).agentSocket(name), { force: true });
       for (const s of busy) l.conns.delete(s);
     }
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.drained = resolve));
+    const models = this.models.drain();
+    if (this.inFlight === 0) return models;
+    return Promise.all([models, new Promise<void>((resolve) => (this.drained = resolve))]).then(() => {});
   }
 
   /** After a drain: closes what is left, connections of calls cut short included. */
@@ -238,10 +252,12 @@ export class Broker {
     if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
     chmodSync(path, 0o600);
     this.listeners.set(name, { listener, conns });
+    this.models.listen(agent);
   }
 
   /** Closes an agent's socket and connections; its directory goes too once it left the policy. */
   private revoke(name: string, removeDir = true) {
+    this.models.stop(name);
     const l = this.listeners.get(name);
     if (!l) return;
     l.listener.stop(true);
@@ -457,6 +473,9 @@ export class Broker {
     // Only a capability that reads URLs is lent the agent's browser.
     const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
     const context: CallContext = capability.schema["x-vivary-scopes"].includes("url") ? { ...credential, browser: lease.open } : credential;
+    // model-complete borrows the model access of the agent's endpoint: the same grant and budget.
+    const model = cap === MODEL_CAP && agent.grants.get(cap) ? this.models.access(agent.name, agent.grants.get(cap)!, credential) : null;
+    if (model) context.model = model.model;
     let blocked: string[] = [];
     try {
       stdout = renderResult(capability, await capability.run(args, scopes, context), args);
@@ -476,6 +495,7 @@ export class Broker {
       ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
     };
     if (blocked.length) fields.blocked = blocked;
+    if (model) Object.assign(fields, model.fields);
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }

@@ -6,11 +6,13 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";
 import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
+import { modelComplete } from "./model-complete/index.ts";
 
 export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new Map<string, Capability<any, unknown>>([
   ["fs-file-write", fsFileWrite],
   ["web-page-read", webPageRead],
   ["messaging-message-send", messagingMessageSend],
+  ["model-complete", modelComplete],
 ]);
 
 function kindsOf(name: string, kinds: readonly string[] = []): Map<string, ProviderKindFacts> {
@@ -28,5 +30,6 @@ export const CATALOG: Catalog = new Map(
     risk: c.schema["x-vivary-risk"],
     credential: c.schema["x-vivary-credential"] !== null,
     providerKinds: kindsOf(name, c.schema["x-vivary-providers"]),
+    budgets: c.schema["x-vivary-budgets"] ?? [],
   }]),
 );

@@ -9,6 +9,7 @@ import { chownSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { spawnJail } from "../broker/jail-bwrap.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
+import { modelCommand, modelEnvironment } from "../lib/model-env.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
 import { stateLayout } from "../lib/paths.ts";
 import { CATALOG } from "../capabilities/registry.ts";
@@ -202,8 +203,9 @@ export async function runAgent(o: RunOptions): Promise<number> {
     const hostUid = process.getuid?.() === 0 ? agent.uid : null;
     if (agent.workspace) prepareWorkspace(agent.workspace, hostUid);
 
+    const models = (r.models ?? []) as { name: string; kind: string }[];
     const jail = spawnJail(
-      { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, command: o.command, env: {} },
+      { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, command: modelCommand(models, o.command), env: modelEnvironment(models) },
       agent.limits.timeoutMs,
     );
     await operatorRequest(L.operatorSocket, { op: "jail-start", agent: agent.name, pid: jail.pid }).catch(() => {});

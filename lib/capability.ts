@@ -2,6 +2,7 @@
 // parsed against its JSON Schema. Shared by the broker (which parses what an agent sent) and by
 // each capability's own executable; it has no I/O.
 import type { BrowserOpener } from "./browser.ts";
+import type { ModelAccess } from "./model.ts";
 import { usageError } from "./exit.ts";
 import type { Secret } from "./secret.ts";
 
@@ -34,6 +35,8 @@ export interface CapabilitySchema {
   "x-vivary-credential": string | null;
   /** The provider kinds a capability that acts through a service can use (providers/registry.ts). */
   "x-vivary-providers"?: string[];
+  /** Cumulative budgets a grant of it may set besides `rate`, by node name (`tokens`). */
+  "x-vivary-budgets"?: string[];
   "x-vivary-output": Record<string, unknown>;
   /** Commands for the man page's EXAMPLES, each with the start of what it prints; a test runs them. */
   "x-vivary-examples"?: { description: string; command: string; output: string }[];
@@ -61,6 +64,8 @@ export interface CallContext {
   provider?: ProviderConfig;
   secret?: Secret;
   browser?: BrowserOpener;
+  /** For model-complete: a completion under the grant's models and token budget. */
+  model?: ModelAccess;
 }
 
 export interface Capability<A = Args, R = unknown> {

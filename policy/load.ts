@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
-import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseProviderUrl } from "./scope.ts";
+import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseModelPattern, refuseProviderUrl } from "./scope.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -27,6 +27,7 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
   url: refuseBroadUrl,
   contact: refuseContact,
+  model: refuseModelPattern,
 };
 
 /** A critical capability's approval when its grant names none. */
@@ -119,6 +120,20 @@ function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }
   g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
 }
 
+/** A cumulative budget such as `tokens 200000 per="day"`: at most N units in any window of one period. */
+function loadBudget(p: Problems, c: Node, g: Grant) {
+  if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) return;
+  const count = c.values[0];
+  const perMs = PER_MS[String(c.properties.per)];
+  if (c.values.length !== 1 || typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1e12) {
+    p.at(c, `'${c.name}' takes one whole number from 1 to 1000000000000`);
+  } else if (!perMs) {
+    p.at(c, `'${c.name}' needs per="second", "minute", "hour" or "day"`);
+  } else if (g.budgets?.[c.name]) {
+    p.at(c, `'${c.name}' is given twice`);
+  } else (g.budgets ??= {})[c.name] = { count, per: c.properties.per as Rate["per"], perMs };
+}
+
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
   if (!onlyArgs(p, n, 1, "one capability name")) return null;
   const cap = n.values[0] as string;
@@ -142,6 +157,8 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
       } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
+    } else if (facts.budgets?.includes(c.name)) {
+      loadBudget(p, c, g);
     } else if (c.name === "approval") {
       loadApproval(p, c, g, optOut);
     } else if (c.name === "credential") {
@@ -162,7 +179,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), "rate", "approval"]);
+      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), "rate", ...(facts.budgets ?? []), "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }

@@ -26,6 +26,8 @@ export interface Grant {
   /** Vault ids this grant may use (its `credential` nodes); a named provider's is implied when empty. */
   credentials: string[];
   rate?: Rate;
+  /** Cumulative budgets the capability defines (x-vivary-budgets), by node: `tokens` of model-complete. */
+  budgets?: Record<string, Rate>;
   /** Absent: no approval. A critical capability gets one unless the grant says approval "never". */
   approval?: Approval;
   where: string;
@@ -96,5 +98,7 @@ export interface CapabilityFacts {
   credential: boolean;
   /** The provider kinds it can act through, by kind name. */
   providerKinds: ReadonlyMap<string, ProviderKindFacts>;
+  /** Cumulative budgets a grant of it may set besides `rate` (x-vivary-budgets), by node name. */
+  budgets?: readonly string[];
 }
 export type Catalog = ReadonlyMap<string, CapabilityFacts>;

@@ -41,12 +41,33 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "A value that is not a possible phone number is refused when the policy loads.",
     ],
   },
+  model: {
+    arg: "PATTERN",
+    example: "claude-*",
+    doc: [
+      "A model the agent may ask, by the name the provider gives it; a * stands for any run of characters (claude-* matches claude-sonnet-4-5); repeat it to grant several.",
+      "A request for any other model is refused with exit status 77, or through the model endpoint with the API's own permission error (HTTP 403).",
+      "The policy refuses a pattern that is only * (every model).",
+    ],
+  },
   provider: {
     arg: "NAME",
     example: "family-sms",
     doc: [
       "A provider the capability may act through: the name of a top-level provider node of the policy, of a kind listed under PROVIDERS; repeat it to grant several.",
       "The provider's settings and credential are the operator's; the agent only names which granted provider to use.",
+    ],
+  },
+};
+
+/** What each cumulative budget (x-vivary-budgets) means in a grant. */
+const BUDGETS: Record<string, { example: string; doc: string[] }> = {
+  tokens: {
+    example: `200000 per="day"`,
+    doc: [
+      "Optional: at most N model tokens (input and output, as the provider reports them) in any window of one second, minute, hour or day, over this capability and the agent's model endpoint together.",
+      "The ceiling is hard: before a request is forwarded the broker reserves its output bound (max_tokens, max_completion_tokens or max_output_tokens; 4096 is set where the API lets a request omit it) plus its size in bytes, an estimate of its input that no tokenizer's count exceeds; once the reply ends the reservation is replaced by the usage the provider reported.",
+      "A request whose reservation would cross the ceiling is refused with exit status 75 (HTTP 429 through the endpoint) and recorded. Budgets are state: the amounts are in the audit log, and a restarted broker rebuilds the window from it.",
     ],
   },
 };
@@ -166,9 +187,17 @@ export function generate(name: string): string {
     L.push(".TP", `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
   }
   L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
+  const budgets = schema["x-vivary-budgets"] ?? [];
+  for (const b of budgets) {
+    const doc = BUDGETS[b];
+    if (!doc) throw new Error(`${name}: budget '${b}' has no text in BUDGETS of scripts/gen-man.ts`);
+    L.push(".TP", `.BI ${roff(b)} " N " per= UNIT`, ...doc.doc.map(roff));
+  }
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
   for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
-  L.push(`    rate 30 per="minute"`, "}", ".EE", ".in");
+  L.push(`    rate 30 per="minute"`);
+  for (const b of budgets) L.push(`    ${roff(b)} ${BUDGETS[b]!.example}`);
+  L.push("}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];
   if (kinds.length) {

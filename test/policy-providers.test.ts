@@ -53,8 +53,8 @@ test("plain http is allowed to a loopback provider", () => {
 
 describe("refused, with file:line", () => {
   const cases: [string, string[], string][] = [
-    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], "p.kdl:2: unknown provider kind 'twillio' (expected 'twilio')"],
-    ["a provider without a kind", [provider(`    url "https://x.example"`)], "p.kdl:1: provider 'family-sms' needs 'kind' (one of 'twilio')"],
+    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], "p.kdl:2: unknown provider kind 'twillio' (expected 'twilio', 'anthropic', 'openai', 'openai-compatible')"],
+    ["a provider without a kind", [provider(`    url "https://x.example"`)], "p.kdl:1: provider 'family-sms' needs 'kind' (one of 'twilio', 'anthropic', 'openai', 'openai-compatible')"],
     ["an unknown setting", [provider(`${TWILIO}\n    region "us1"`)], "p.kdl:7: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')"],
     ["a missing kind setting", [provider(TWILIO.replace(/\n    from .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'from'"],
     ["a missing credential", [provider(TWILIO.replace(/\n    credential .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'credential'"],
@@ -91,7 +91,7 @@ test("viv policy check exits 78 with file:line for an unknown provider kind or s
     expect(p.exitCode).toBe(78);
     expect(p.stdout.toString()).toBe("");
     expect(p.stderr.toString()).toBe(
-      `viv: ${file}:2: unknown provider kind 'twillio' (expected 'twilio')\n` +
+      `viv: ${file}:2: unknown provider kind 'twillio' (expected 'twilio', 'anthropic', 'openai', 'openai-compatible')\n` +
       `viv: ${file}:14: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')\n`,
     );
   } finally {

@@ -1,0 +1,82 @@
+// What the governed model endpoint needs to know of a model API's wire format, for the kinds that
+// speak one (providers/anthropic.ts, providers/openai.ts): which request paths it forwards, how a
+// request names its model and bounds its output, the headers the upstream request carries (the
+// vault's key, never the client's), the API's own error shape, and the token usage a reply reports,
+// whole or as server-sent events. Pure: the broker's gateway does the I/O.
+import type { Secret } from "../lib/secret.ts";
+
+export type ModelFamily = "anthropic" | "openai";
+
+/** One forwarded API path: how its requests bound their output. */
+export interface ModelPath {
+  /** Under the provider's base URL, e.g. /v1/messages. */
+  path: string;
+  /** The request member that bounds the reply's tokens, in the order it is looked for. */
+  maxFields: readonly string[];
+  /** The member set when a request gives none (absent: the request is refused). */
+  defaultField?: string;
+  /** For a streamed request: members to add so that the stream reports usage. */
+  streamUsage?: Record<string, unknown>;
+}
+
+export interface ModelWire {
+  family: ModelFamily;
+  paths: readonly ModelPath[];
+  /** Headers of the upstream request: the client's that the API needs (versions, betas), and the key. */
+  headers(secret: Secret, client: Headers): Record<string, string>;
+  /** The API's own error body for a refusal. */
+  error(status: number, message: string): string;
+}
+
+/** Output tokens allowed to a request that names no bound, where the API lets it omit one. */
+export const DEFAULT_MAX_TOKENS = 4096;
+
+export interface Usage {
+  input: number;
+  output: number;
+}
+
+const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/**
+ * Token usage in any of the shapes the APIs report it: Anthropic's usage (input_tokens plus the
+ * cache's creation and read tokens, output_tokens), Chat Completions' (prompt_tokens,
+ * completion_tokens) and the Responses API's (input_tokens, output_tokens); found on the object,
+ * its message (Anthropic's message_start event) or its response (Responses API events).
+ */
+export function usageIn(obj: unknown): Usage | null {
+  if (!obj || typeof obj !== "object") return null;
+  const o = obj as Record<string, any>;
+  const u = o.usage ?? o.message?.usage ?? o.response?.usage;
+  if (!u || typeof u !== "object") return null;
+  return {
+    input: n(u.input_tokens ?? u.prompt_tokens) + n(u.cache_creation_input_tokens) + n(u.cache_read_input_tokens),
+    output: n(u.output_tokens ?? u.completion_tokens),
+  };
+}
+
+/** Combines usage seen over a stream: each count is the largest reported (Anthropic's are cumulative). */
+export function mergeUsage(a: Usage | null, b: Usage | null): Usage | null {
+  if (!a) return b;
+  if (!b) return a;
+  return { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
+}
+
+/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
+export function sseData(text: string): unknown[] {
+  const out: unknown[] = [];
+  for (const event of text.split(/\r?\n\r?\n/)) {
+    const data = event
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith("data:"))
+      .map((l) => l.slice(5).replace(/^ /, ""))
+      .join("\n");
+    if (!data || data === "[DONE]") continue;
+    try {
+      out.push(JSON.parse(data));
+    } catch {
+      /* not JSON: carries no usage */
+    }
+  }
+  return out;
+}
