@@ -18,7 +18,7 @@ import type { Secret } from "../lib/secret.ts";
 import type { AgentPolicy, Grant, Policy, Provider } from "../policy/model.ts";
 import { matchModel } from "../policy/scope.ts";
 import { completeAnthropic } from "../providers/anthropic.ts";
-import { DEFAULT_MAX_TOKENS, mergeUsage, sseData, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
+import { DEFAULT_MAX_TOKENS, mergeUsage, promptOf, replyOf, sseData, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
 import { completeChat } from "../providers/openai.ts";
 import { MODEL_WIRES } from "../providers/registry.ts";
 import type { AuditStore } from "./audit.ts";
@@ -249,14 +249,20 @@ export class ModelGateway {
     }
     const conn = this.deps.nextConn();
     const cut = (text: string) => scrub([text], secret.reveal());
-    const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, model, stream, max_tokens: bound.tokens, reserved };
+    const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, model, stream, max_tokens: bound.tokens, reserved, prompt: cut(promptOf(json)).texts[0]! };
     await this.deps.audit.append({ agent: agentName, kind: "call", cap: MODEL_CAP, fields: fieldsBase, raw: enc.encode(cut(forwardText).texts[0]!) });
 
     const finish = async (status: number, text: string, usage: Usage | null, extra: Record<string, unknown> = {}) => {
       const used = usage ? usage.input + usage.output : status >= 200 && status < 300 ? reserved : 0;
       if (entry) this.budgets.settle(entry, used);
       const s = cut(text);
-      const fields: Record<string, unknown> = { conn, exit: status >= 200 && status < 300 ? Exit.ok : Exit.unavailable, status, input_tokens: usage?.input ?? null, output_tokens: usage?.output ?? null, tokens: used, reserved, ...extra };
+      let objects: unknown[] = [];
+      try {
+        objects = text.trimStart().startsWith("{") ? [JSON.parse(text)] : sseData(s.texts[0]!);
+      } catch {
+        objects = [];
+      }
+      const fields: Record<string, unknown> = { conn, via: "endpoint", exit: status >= 200 && status < 300 ? Exit.ok : Exit.unavailable, status, input_tokens: usage?.input ?? null, output_tokens: usage?.output ?? null, tokens: used, reserved, reply: cut(replyOf(objects)).texts[0]!, ...extra };
       if (s.count) fields.scrubbed = s.count;
       await this.deps.audit.append({ agent: agentName, kind: "result", cap: MODEL_CAP, fields, raw: enc.encode(s.texts[0]!) });
     };

@@ -80,3 +80,33 @@ export function sseData(text: string): unknown[] {
   }
   return out;
 }
+
+/** The most characters of a prompt or reply a record's fields keep; the full bodies are its raw bytes. */
+export const MAX_TEXT_FIELD = 4000;
+
+const cutText = (s: string) => (s.length > MAX_TEXT_FIELD ? `${s.slice(0, MAX_TEXT_FIELD)}…(${s.length} chars)` : s);
+
+const partsText = (c: unknown): string =>
+  typeof c === "string" ? c : Array.isArray(c) ? c.map((p: any) => (typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join("") : "";
+
+/** The last user message of a Messages, Chat Completions or Responses request: what the agent asked. */
+export function promptOf(body: Record<string, unknown>): string {
+  if (typeof body.input === "string") return cutText(body.input);
+  const list = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : [];
+  const last = [...list].reverse().find((m: any) => m?.role === "user") as any;
+  return cutText(partsText(last?.content));
+}
+
+/** The text of a reply, whole or as the data of its events: what the model answered. */
+export function replyOf(objects: readonly unknown[]): string {
+  let s = "";
+  for (const o of objects as any[]) {
+    if (!o || typeof o !== "object") continue;
+    if (o.type === "message" && Array.isArray(o.content)) s += partsText(o.content);
+    else if (o.type === "content_block_delta" && typeof o.delta?.text === "string") s += o.delta.text;
+    else if (Array.isArray(o.choices)) s += o.choices.map((c: any) => c?.message?.content ?? c?.delta?.content ?? "").join("");
+    else if (o.type === "response.output_text.delta" && typeof o.delta === "string") s += o.delta;
+    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => partsText(i?.content)).join("");
+  }
+  return cutText(s);
+}

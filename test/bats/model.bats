@@ -115,9 +115,11 @@ received() {
   [ "$(received '.headers["anthropic-version"]')" = "\"$sdk_version\"" ]
   run -0 viv-log --cap model-complete
   [[ "${lines[0]}" == *" kind=call cap=model-complete "*"via=endpoint provider=claude credential=anthropic-key api=/v1/messages model=claude-sonnet-4-5 stream=false max_tokens=200 reserved="* ]]
-  [[ "${lines[1]}" == *" kind=result cap=model-complete "*"exit=0 status=200 input_tokens=12 output_tokens=7 tokens=19 "* ]]
+  [[ "${lines[0]}" == *" prompt=hello" ]]
+  [[ "${lines[1]}" == *" kind=result cap=model-complete "*"exit=0 status=200 input_tokens=12 output_tokens=7 tokens=19 "*' reply="scripted reply to: hello"' ]]
   run -0 viv-log --cap model-complete --json
-  [[ "$output" == *'scripted reply to: hello'* ]] || jq -r '.raw // empty' <<<"$output" | grep -q 'scripted reply'
+  [ "$(jq -r 'select(.kind=="call") | .body | fromjson | .messages[0].content' <<<"$output")" = "hello" ]
+  [ "$(jq -r 'select(.kind=="result") | .body | fromjson | .content[0].text' <<<"$output")" = "scripted reply to: hello" ]
 }
 
 @test "the Anthropic SDK streams a message event by event, and the usage of the stream is settled" {
@@ -125,7 +127,9 @@ received() {
   [ "$output" = '{"deltas":["scripted reply t","o: stream please"],"text":"scripted reply to: stream please","usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":7}}' ]
   run -0 viv-log --cap model-complete
   [[ "$output" == *"stream=true"* ]]
-  [[ "$output" == *"kind=result cap=model-complete "*"tokens=19 "* ]]
+  [[ "$output" == *"kind=result cap=model-complete "*"tokens=19 "*'reply="scripted reply to: stream please"'* ]]
+  run -0 viv-log --cap model-complete --json
+  [[ "$(jq -r 'select(.kind=="result") | .body' <<<"$output")" == "event: message_start"*"event: message_stop"* ]]
 }
 
 @test "a model outside the grant is refused with Anthropic's permission_error, which the SDK reports, and never reaches the provider" {
