@@ -118,7 +118,10 @@ export class ModelGateway {
       if (r.cap !== MODEL_CAP) continue;
       const conn = `${r.agent}\0${r.fields.conn}`;
       if (r.kind === "call") {
-        const e = { at: Date.parse(r.ts), amount: Number(r.fields.reserved ?? 0) };
+        // An endpoint request records its reservation; a model-complete call's follows from its arguments.
+        const args = r.fields.args as Record<string, unknown> | undefined;
+        const reserved = r.fields.reserved ?? (args ? callReservation({ maxTokens: Number(args.max_tokens ?? 0), prompt: String(args.prompt ?? ""), system: args.system === undefined ? undefined : String(args.system) }) : 0);
+        const e = { at: Date.parse(r.ts), amount: Number(reserved) };
         open.set(conn, e);
         entries.set(r.agent, [...(entries.get(r.agent) ?? []), e]);
       } else if (r.kind === "result" || r.kind === "interrupted" || r.kind === "deny") {
@@ -140,9 +143,11 @@ export class ModelGateway {
   access(agent: string, grant: Grant, context: CallContext): { model: ModelAccess; fields: Record<string, unknown> } {
     const fields: Record<string, unknown> = {};
     const model: ModelAccess = async (req: CompletionRequest): Promise<Completion> => {
+      // Until something is reserved, the outcome spends nothing (a refusal, a missing provider).
+      fields.tokens = 0;
       const p = context.provider;
       if (!p || !context.secret) throw new VivError(Exit.unavailable, "no provider configured for this call");
-      const reserved = req.maxTokens + enc.encode(req.prompt).length + enc.encode(req.system ?? "").length;
+      const reserved = callReservation(req);
       const entry = this.reserve(agent, grant, reserved);
       if (typeof entry === "string") throw new VivError(Exit.temporary, entry);
       fields.reserved = reserved;
@@ -252,8 +257,11 @@ export class ModelGateway {
     const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, model, stream, max_tokens: bound.tokens, reserved, prompt: cut(promptOf(json)).texts[0]! };
     await this.deps.audit.append({ agent: agentName, kind: "call", cap: MODEL_CAP, fields: fieldsBase, raw: enc.encode(cut(forwardText).texts[0]!) });
 
-    const finish = async (status: number, text: string, usage: Usage | null, extra: Record<string, unknown> = {}) => {
-      const used = usage ? usage.input + usage.output : status >= 200 && status < 300 ? reserved : 0;
+    // A reply cut short (the client left, the stream broke) may have been billed for more than it
+    // reported so far: it spends its whole reservation, or what it reported if that is more.
+    const finish = async (status: number, text: string, usage: Usage | null, extra: Record<string, unknown> = {}, cutShort = false) => {
+      const reported = usage ? usage.input + usage.output : null;
+      const used = cutShort ? Math.max(reserved, reported ?? 0) : reported ?? (status >= 200 && status < 300 ? reserved : 0);
       if (entry) this.budgets.settle(entry, used);
       const s = cut(text);
       let objects: unknown[] = [];
@@ -322,10 +330,7 @@ export class ModelGateway {
       ended = true;
       if (pending) note(pending);
       pending = "";
-      await finish(upstream.status, recorded, usage ?? (reason ? { input: reserved - bound.tokens, output: bound.tokens } : null), {
-        ...(recordCut ? { cut_bytes: recordCut } : {}),
-        ...(reason ? { reason } : {}),
-      }).catch(() => {});
+      await finish(upstream.status, recorded, usage, { ...(recordCut ? { cut_bytes: recordCut } : {}), ...(reason ? { reason } : {}) }, reason !== undefined).catch(() => {});
       this.end();
     };
     const body = new ReadableStream<Uint8Array>({
@@ -373,6 +378,11 @@ export class ModelGateway {
     json[path.defaultField] = DEFAULT_MAX_TOKENS;
     return { tokens: DEFAULT_MAX_TOKENS, changed: true };
   }
+}
+
+/** What a model-complete call reserves: its output bound plus the bytes of its prompt and system prompt. */
+export function callReservation(req: { maxTokens: number; prompt: string; system?: string }): number {
+  return req.maxTokens + enc.encode(req.prompt).length + enc.encode(req.system ?? "").length;
 }
 
 /** The providers and base URLs of an agent's model endpoint, for `viv run` to put in the jail's environment. */

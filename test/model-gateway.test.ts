@@ -212,3 +212,15 @@ describe("token budget", () => {
     expect(fresh.budgets.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(0); // negative control: without restore() nothing is known
   });
 });
+
+test("after a crash, a call with no outcome counts at its reservation; a model-complete call's follows from its arguments", async () => {
+  env = setup(10_000);
+  const rate = env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.budgets!.tokens!;
+  await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 500, via: "endpoint", reserved: 700 } });
+  await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 501, args: { model: "claude-x", prompt: "hello", max_tokens: 100 } } });
+  await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 502, args: { model: "claude-x", prompt: "hi", max_tokens: 1000 } } });
+  await env.audit.append({ agent: "mdl-a", kind: "result", cap: MODEL_CAP, fields: { conn: 502, exit: 75, tokens: 0 } });
+  const again = env.make();
+  again.restore();
+  expect(again.budgets.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(700 + 105);
+});
