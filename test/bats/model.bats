@@ -210,7 +210,7 @@ received() {
   [[ "$output" != *"$KEY"* ]]
   run -0 viv-log --json
   [[ "$output" != *"$KEY"* ]]
-  ! grep -qa "$KEY" "$STATE"/audit.db*
+  run ! grep -qa "$KEY" "$STATE"/audit.db "$STATE"/audit.db-wal
   [ "$(received .key_ok | sort -u)" = "true" ]
 }
 
@@ -221,4 +221,34 @@ received() {
   [ "$stderr" = "model-complete: model 'claude-opus-4' is not granted" ]
   run -0 viv-log --cap model-complete
   [[ "$output" == *"kind=result cap=model-complete "*"exit=0 "*"reserved=69 input_tokens=12 output_tokens=7 tokens=19"* ]]
+}
+
+@test "behind the relay the command's exit status and signals come through; an agent without a model grant gets no endpoint" {
+  run -3 viv run --agent "$AGENT" -- sh -c 'exit 3'
+  run -137 viv run --agent "$AGENT" -- sh -c 'kill -9 $$'
+  run -0 --separate-stderr viv run --agent "$AGENT" -- sh -c 'cat /proc/1/cmdline /proc/2/cmdline | tr "\0" " "'
+  [[ "$output" == *"/run/vivary/libexec/viv-model-relay 4180 /run/vivary/model.sock -- sh -c"* ]]
+  stop_broker
+  cat >"$POLICY" <<KDL
+agent "mdl-plain" {
+    grant "fs-file-write" {
+        path "$HOST"
+    }
+}
+KDL
+  start_broker
+  run -0 --separate-stderr viv run --agent mdl-plain -- sh -c 'env | grep -c -e _BASE_URL -e _API_KEY; ls /run/vivary; node -e "fetch(\"http://127.0.0.1:4180/\").then(() => console.log(\"open\"), () => console.log(\"closed\"))"'
+  [ "${lines[0]}" = "0" ]
+  [[ "$output" != *"model.sock"* ]]
+  [ "${lines[-1]}" = "closed" ]
+}
+
+@test "the model socket is the agent's alone: another uid cannot connect to it" {
+  sock="$STATE/agents/$AGENT/run/model.sock"
+  [ -S "$sock" ]
+  [ "$(stat -c '%a %u' "$sock")" = "600 $(agent_uid "$AGENT")" ]
+  # A negative control first: the agent's own uid gets an answer; then another unprivileged uid is refused.
+  run -0 setpriv --reuid="$(agent_uid "$AGENT")" --regid="$(agent_uid "$AGENT")" --clear-groups curl -s --unix-socket "$sock" -o /dev/null -w '%{http_code}' http://localhost/claude/v1/models
+  [ "$output" = "404" ]
+  run ! setpriv --reuid=65534 --regid=65534 --clear-groups curl -s --unix-socket "$sock" http://localhost/claude/v1/messages
 }
