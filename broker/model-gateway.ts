@@ -108,8 +108,8 @@ export class ModelGateway {
    * Rebuilds each token budget from the log: every model request of the last period counts with
    * what its outcome record says it used, or with its reservation when no outcome followed.
    */
-  restore() {
-    const withBudget = [...this.deps.policy().agents.values()].filter((a) => modelGrant(a)?.budgets?.tokens);
+  restore(only?: ReadonlySet<string>) {
+    const withBudget = [...this.deps.policy().agents.values()].filter((a) => modelGrant(a)?.budgets?.tokens && (!only || only.has(a.name)));
     if (withBudget.length === 0) return;
     const longest = Math.max(...withBudget.map((a) => modelGrant(a)!.budgets!.tokens!.perMs));
     const entries = new Map<string, Entry[]>();

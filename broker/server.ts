@@ -151,6 +151,9 @@ export class Broker {
       else this.listen(agent);
       this.models.listen(agent);
     }
+    // A token budget new to a grant starts from what the log shows, not from nothing.
+    const newBudgets = [...next.agents.values()].filter((a) => a.grants.get(MODEL_CAP)?.budgets?.tokens && !old.agents.get(a.name)?.grants.get(MODEL_CAP)?.budgets?.tokens);
+    if (newBudgets.length) this.models.restore(new Set(newBudgets.map((a) => a.name)));
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
 
