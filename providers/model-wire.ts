@@ -97,16 +97,34 @@ export function promptOf(body: Record<string, unknown>): string {
   return cutText(partsText(last?.content));
 }
 
-/** The text of a reply, whole or as the data of its events: what the model answered. */
+const str = (v: unknown) => (typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v));
+const toolCall = (name: unknown, input: unknown) => `[tool ${str(name)}] ${str(input)}`;
+
+/** Anthropic content blocks as text: text as it is, a tool call as [tool NAME] INPUT. */
+const blocksText = (c: unknown): string =>
+  Array.isArray(c) ? c.map((b: any) => (b?.type === "tool_use" ? toolCall(b.name, b.input) : typeof b?.text === "string" ? b.text : "")).join("") : partsText(c);
+
+/** Chat Completions tool calls as text: whole ones, or the pieces of a streamed delta (the name comes with the first). */
+const chatTools = (calls: unknown): string =>
+  Array.isArray(calls) ? calls.map((t: any) => (t?.function?.name ? `[tool ${t.function.name}] ` : "") + str(t?.function?.arguments ?? "")).join("") : "";
+
+/**
+ * The text of a reply, whole or as the data of its events: what the model answered, tool calls
+ * included as [tool NAME] INPUT.
+ */
 export function replyOf(objects: readonly unknown[]): string {
   let s = "";
   for (const o of objects as any[]) {
     if (!o || typeof o !== "object") continue;
-    if (o.type === "message" && Array.isArray(o.content)) s += partsText(o.content);
+    if (o.type === "message" && Array.isArray(o.content)) s += blocksText(o.content);
+    else if (o.type === "content_block_start" && o.content_block?.type === "tool_use") s += `[tool ${str(o.content_block.name)}] `;
     else if (o.type === "content_block_delta" && typeof o.delta?.text === "string") s += o.delta.text;
-    else if (Array.isArray(o.choices)) s += o.choices.map((c: any) => c?.message?.content ?? c?.delta?.content ?? "").join("");
+    else if (o.type === "content_block_delta" && typeof o.delta?.partial_json === "string") s += o.delta.partial_json;
+    else if (Array.isArray(o.choices)) s += o.choices.map((c: any) => str(c?.message?.content ?? c?.delta?.content ?? "") + chatTools(c?.message?.tool_calls ?? c?.delta?.tool_calls)).join("");
     else if (o.type === "response.output_text.delta" && typeof o.delta === "string") s += o.delta;
-    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => partsText(i?.content)).join("");
+    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => (i?.type === "function_call" ? toolCall(i.name, i.arguments) : partsText(i?.content))).join("");
+    else if (o.type === "response.output_item.added" && o.item?.type === "function_call") s += `[tool ${str(o.item.name)}] `;
+    else if (o.type === "response.function_call_arguments.delta" && typeof o.delta === "string") s += o.delta;
   }
   return cutText(s);
 }

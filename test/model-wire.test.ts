@@ -44,6 +44,28 @@ describe("prompt and reply", () => {
     expect(replyOf([{ type: "response.output_text.delta", delta: "hi" }])).toBe("hi");
     expect(replyOf([{ object: "response", output: [{ type: "message", content: [{ type: "output_text", text: "hi" }] }] }])).toBe("hi");
   });
+  test("tool calls, whole and streamed, in each API", () => {
+    const want = `ok[tool fs-file-write] {"path":"/a"}`;
+    expect(replyOf([{ type: "message", content: [{ type: "text", text: "ok" }, { type: "tool_use", id: "t", name: "fs-file-write", input: { path: "/a" } }] }])).toBe(want);
+    expect(replyOf([
+      { type: "content_block_delta", delta: { type: "text_delta", text: "ok" } },
+      { type: "content_block_start", index: 1, content_block: { type: "tool_use", id: "t", name: "fs-file-write", input: {} } },
+      { type: "content_block_delta", index: 1, delta: { type: "input_json_delta", partial_json: "{\"path\":" } },
+      { type: "content_block_delta", index: 1, delta: { type: "input_json_delta", partial_json: "\"/a\"}" } },
+    ])).toBe(want);
+    expect(replyOf([{ choices: [{ message: { content: "ok", tool_calls: [{ id: "c", type: "function", function: { name: "fs-file-write", arguments: "{\"path\":\"/a\"}" } }] } }] }])).toBe(want);
+    expect(replyOf([
+      { choices: [{ delta: { content: "ok" } }] },
+      { choices: [{ delta: { tool_calls: [{ index: 0, id: "c", function: { name: "fs-file-write", arguments: "" } }] } }] },
+      { choices: [{ delta: { tool_calls: [{ index: 0, function: { arguments: "{\"path\":\"/a\"}" } }] } }] },
+    ])).toBe(want);
+    expect(replyOf([{ object: "response", output: [{ type: "message", content: [{ type: "output_text", text: "ok" }] }, { type: "function_call", name: "fs-file-write", arguments: "{\"path\":\"/a\"}" }] }])).toBe(want);
+    expect(replyOf([
+      { type: "response.output_text.delta", delta: "ok" },
+      { type: "response.output_item.added", item: { type: "function_call", name: "fs-file-write", arguments: "" } },
+      { type: "response.function_call_arguments.delta", delta: "{\"path\":\"/a\"}" },
+    ])).toBe(want);
+  });
 });
 
 describe("token window", () => {
