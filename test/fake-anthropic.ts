@@ -3,11 +3,11 @@
 // ({id, type:"message", role, content:[{type:"text",text}], model, stop_reason, stop_sequence,
 // usage:{input_tokens, output_tokens, cache_creation_input_tokens, cache_read_input_tokens}}), or
 // with stream:true the event stream message_start, content_block_start, ping,
-// content_block_delta (text_delta), content_block_stop, message_delta (stop_reason and cumulative
-// usage), message_stop; errors as {type:"error",error:{type,message}} with a request-id header.
+// content_block_delta (text_delta, or input_json_delta of a tool_use block), content_block_stop,
+// message_delta (stop_reason and cumulative usage), message_stop; errors as {type:"error",error:{type,message}} with a request-id header.
 // Scripts and records: test/fake-model-common.ts.
 // As a program: bun test/fake-anthropic.ts --key-file FILE [--log FILE] [--pause-ms N].
-import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, replyText, sse, type FakeModel, type Received } from "./fake-model-common.ts";
+import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type Received } from "./fake-model-common.ts";
 
 const error = (status: number, type: string, message: string) => json(status, { type: "error", error: { type, message } }, { "request-id": "req_fake_error" });
 
@@ -35,22 +35,26 @@ export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: 
       if (!req.headers.get("anthropic-version")) return error(400, "invalid_request_error", "anthropic-version: header is required");
       if (!body || typeof body.model !== "string" || !Number.isInteger(body.max_tokens) || !Array.isArray(body.messages)) return error(400, "invalid_request_error", "model, max_tokens and messages are required");
       const id = `msg_fake${String(++n).padStart(6, "0")}`;
-      const text = replyText(lastUserText(body), opts.key);
+      const said = script(body, opts.key);
       const output = Math.min(body.max_tokens, FAKE_OUTPUT_TOKENS);
-      const stop = output < FAKE_OUTPUT_TOKENS ? "max_tokens" : "end_turn";
+      const stop = said.kind === "tool" ? "tool_use" : output < FAKE_OUTPUT_TOKENS ? "max_tokens" : "end_turn";
       const usage = { input_tokens: FAKE_INPUT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };
       const hdr = { "request-id": `req_fake${n}` };
+      const toolId = `toolu_fake${String(n).padStart(6, "0")}`;
+      const block = said.kind === "tool" ? { type: "tool_use", id: toolId, name: said.name, input: said.input } : { type: "text", text: said.text };
       if (!body.stream) {
-        return json(200, { id, type: "message", role: "assistant", model: body.model, content: [{ type: "text", text }], stop_reason: stop, stop_sequence: null, usage }, hdr);
+        return json(200, { id, type: "message", role: "assistant", model: body.model, content: [block], stop_reason: stop, stop_sequence: null, usage }, hdr);
       }
-      const half = Math.ceil(text.length / 2);
+      const whole = said.kind === "tool" ? JSON.stringify(said.input) : said.text;
+      const half = Math.ceil(whole.length / 2);
+      const delta = (piece: string) => (said.kind === "tool" ? { type: "input_json_delta", partial_json: piece } : { type: "text_delta", text: piece });
       return sse(
         [
           { event: "message_start", data: { type: "message_start", message: { id, type: "message", role: "assistant", model: body.model, content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } } },
-          { event: "content_block_start", data: { type: "content_block_start", index: 0, content_block: { type: "text", text: "" } } },
+          { event: "content_block_start", data: { type: "content_block_start", index: 0, content_block: said.kind === "tool" ? { ...block, input: {} } : { type: "text", text: "" } } },
           { event: "ping", data: { type: "ping" } },
-          { event: "content_block_delta", data: { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: text.slice(0, half) } } },
-          { event: "content_block_delta", data: { type: "content_block_delta", index: 0, delta: { type: "text_delta", text: text.slice(half) } } },
+          { event: "content_block_delta", data: { type: "content_block_delta", index: 0, delta: delta(whole.slice(0, half)) } },
+          { event: "content_block_delta", data: { type: "content_block_delta", index: 0, delta: delta(whole.slice(half)) } },
           { event: "content_block_stop", data: { type: "content_block_stop", index: 0 } },
           { event: "message_delta", data: { type: "message_delta", delta: { stop_reason: stop, stop_sequence: null }, usage: { output_tokens: output } } },
           { event: "message_stop", data: { type: "message_stop" } },

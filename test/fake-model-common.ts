@@ -1,9 +1,12 @@
 // What the loopback model servers of the tests (test/fake-anthropic.ts, test/fake-openai.ts) share:
 // the record of each request they receive (never the key itself: whether it was the expected one,
 // and whether it was vivary's placeholder), server-sent event framing, their scripted replies and
-// their command line. Replies are scripted by the last user message: "echo-key" answers with the
-// key it was sent (to test scrubbing); "slow" streams with a pause between events. Usage is
-// deterministic: FAKE_INPUT_TOKENS in, min(max_tokens, FAKE_OUTPUT_TOKENS) out.
+// their command line. Replies are scripted by the last message: "echo-key" answers with the
+// key it was sent (to test scrubbing); "slow" streams with a pause between events; "call NAME
+// JSON" (when the request offers tools) asks for a call of tool NAME with input JSON; a tool's
+// result (Anthropic's tool_result block, a Chat Completions "tool" message, a Responses
+// function_call_output) is answered "tool said: RESULT". Usage is deterministic:
+// FAKE_INPUT_TOKENS in, min(max_tokens, FAKE_OUTPUT_TOKENS) out.
 import { appendFileSync, readFileSync } from "node:fs";
 
 export const FAKE_INPUT_TOKENS = 12;
@@ -78,4 +81,25 @@ export function main(name: string, start: (o: { key: string; log?: string; pause
   }
   const fake = start({ key: readFileSync(keyFile, "utf8").replace(/\n$/, ""), log: arg("--log"), pauseMs: Number(arg("--pause-ms") ?? 0) });
   process.stdout.write(`${fake.url}\n`);
+}
+
+export type Script = { kind: "text"; text: string } | { kind: "tool"; name: string; input: Record<string, unknown> };
+
+/** What the scripted model answers to a request of any of the three APIs. */
+export function script(body: any, key: string): Script {
+  const list: any[] = Array.isArray(body?.messages) ? body.messages : Array.isArray(body?.input) ? body.input : [];
+  const last = list.at(-1);
+  const toolResult =
+    last?.role === "tool" ? last.content
+    : last?.type === "function_call_output" ? last.output
+    : Array.isArray(last?.content) ? last.content.find((b: any) => b?.type === "tool_result")?.content
+    : undefined;
+  if (toolResult !== undefined) {
+    const text = typeof toolResult === "string" ? toolResult : Array.isArray(toolResult) ? toolResult.map((b: any) => b?.text ?? "").join("") : JSON.stringify(toolResult);
+    return { kind: "text", text: `tool said: ${text}` };
+  }
+  const prompt = lastUserText(body);
+  const m = /^call (\S+) (\{.*\})$/s.exec(prompt);
+  if (m && Array.isArray(body?.tools) && body.tools.length) return { kind: "tool", name: m[1]!, input: JSON.parse(m[2]!) };
+  return { kind: "text", text: replyText(prompt, key) };
 }

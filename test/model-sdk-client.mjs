@@ -70,6 +70,38 @@ const cases = {
       out(failure(e));
     }
   },
+  async "anthropic-tools"() {
+    const tools = [{ name: "fs-file-write", description: "Write a file", input_schema: { type: "object", properties: { path: { type: "string" } }, required: ["path"] } }];
+    const messages = user('call fs-file-write {"path":"/srv/a.md"}');
+    const first = await anthropic().messages.create({ model: CLAUDE, max_tokens: 200, tools, messages });
+    const streamed = await anthropic().messages.stream({ model: CLAUDE, max_tokens: 200, tools, messages }).finalMessage();
+    const use = first.content.find((b) => b.type === "tool_use");
+    const done = await anthropic().messages.create({
+      model: CLAUDE, max_tokens: 200, tools,
+      messages: [...messages, { role: "assistant", content: first.content }, { role: "user", content: [{ type: "tool_result", tool_use_id: use.id, content: "written" }] }],
+    });
+    out({ stop: first.stop_reason, call: [use.name, use.input], streamed: streamed.content.map((b) => [b.type, b.name, b.input]), answer: done.content[0].text });
+  },
+  async "openai-tools"() {
+    const tools = [{ type: "function", function: { name: "fs-file-write", parameters: { type: "object", properties: { path: { type: "string" } } } } }];
+    const messages = user('call fs-file-write {"path":"/srv/a.md"}');
+    const first = await openai().chat.completions.create({ model: GPT, tools, messages });
+    const call = first.choices[0].message.tool_calls[0];
+    let streamedArgs = "";
+    let streamedName = null;
+    for await (const c of await openai().chat.completions.create({ model: GPT, tools, messages, stream: true })) {
+      for (const t of c.choices[0]?.delta?.tool_calls ?? []) {
+        streamedName ??= t.function?.name ?? null;
+        streamedArgs += t.function?.arguments ?? "";
+      }
+    }
+    const done = await openai().chat.completions.create({ model: GPT, tools, messages: [...messages, first.choices[0].message, { role: "tool", tool_call_id: call.id, content: "written" }] });
+    const rTools = [{ type: "function", name: "fs-file-write", parameters: { type: "object", properties: { path: { type: "string" } } } }];
+    const r1 = await openai().responses.create({ model: GPT, tools: rTools, input: 'call fs-file-write {"path":"/srv/a.md"}' });
+    const fc = r1.output.find((i) => i.type === "function_call");
+    const r2 = await openai().responses.create({ model: GPT, tools: rTools, input: [{ role: "user", content: 'call fs-file-write {"path":"/srv/a.md"}' }, fc, { type: "function_call_output", call_id: fc.call_id, output: "written" }] });
+    out({ finish: first.choices[0].finish_reason, call: [call.function.name, JSON.parse(call.function.arguments)], streamed: [streamedName, JSON.parse(streamedArgs)], answer: done.choices[0].message.content, responses: [fc.name, JSON.parse(fc.arguments), r2.output_text] });
+  },
   async "anthropic-many"() {
     const n = Number(nArg ?? 10);
     const all = await Promise.allSettled(Array.from({ length: n }, () => anthropic().messages.stream({ model: CLAUDE, max_tokens: 500, messages: user("slow") }).finalMessage()));

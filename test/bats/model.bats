@@ -159,6 +159,16 @@ received() {
   [ "$(grep -c 'kind=result cap=model-complete .*tokens=19 ' <<<"$output")" -eq 2 ]
 }
 
+@test "tool calls and tool results go through the endpoint in both SDKs, whole and streamed, and the log names the calls" {
+  run -0 --separate-stderr sdk anthropic-tools
+  [ "$output" = '{"stop":"tool_use","call":["fs-file-write",{"path":"/srv/a.md"}],"streamed":[["tool_use","fs-file-write",{"path":"/srv/a.md"}]],"answer":"tool said: written"}' ]
+  run -0 --separate-stderr sdk openai-tools
+  [ "$output" = '{"finish":"tool_calls","call":["fs-file-write",{"path":"/srv/a.md"}],"streamed":["fs-file-write",{"path":"/srv/a.md"}],"answer":"tool said: written","responses":["fs-file-write",{"path":"/srv/a.md"},"tool said: written"]}' ]
+  run -0 viv-log --cap model-complete
+  [ "$(grep -c 'kind=result .*reply="\[tool fs-file-write\] {\\"path\\":\\"/srv/a.md\\"}"' <<<"$output")" -eq 5 ]
+  [ "$(grep -c 'kind=result .*reply="tool said: written"' <<<"$output")" -eq 3 ]
+}
+
 @test "concurrent requests never overrun the token ceiling, and the SDK reports the refusal without retrying" {
   stop_broker
   write_policy 'tokens 4000 per="day"'
