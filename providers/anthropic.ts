@@ -15,6 +15,7 @@ export const ANTHROPIC_VERSION = "2023-06-01";
 
 export const anthropic: ProviderKind = {
   name: "anthropic",
+  exampleName: "claude",
   api: "Anthropic Messages API (POST /v1/messages, whole or streamed)",
   urlExample: "https://api.anthropic.com",
   credentialDoc: "an Anthropic API key, sent as the x-api-key header",

@@ -14,6 +14,7 @@ import { usageIn, type ModelPath, type ModelWire } from "./model-wire.ts";
 
 export const openai: ProviderKind = {
   name: "openai",
+  exampleName: "gpt",
   api: "OpenAI Chat Completions API (POST /v1/chat/completions) and Responses API (POST /v1/responses), whole or streamed",
   urlExample: "https://api.openai.com",
   credentialDoc: "an OpenAI API key, sent as Authorization: Bearer",
@@ -22,6 +23,7 @@ export const openai: ProviderKind = {
 
 export const openaiCompatible: ProviderKind = {
   name: "openai-compatible",
+  exampleName: "local-llm",
   api: "OpenAI Chat Completions API as other servers speak it (POST /v1/chat/completions, whole or streamed: vLLM, llama.cpp's server, Ollama)",
   urlExample: "http://127.0.0.1:8000",
   credentialDoc: "the server's API key, sent as Authorization: Bearer",

@@ -194,7 +194,8 @@ export function generate(name: string): string {
     L.push(".TP", `.BI ${roff(b)} " N " per= UNIT`, ...doc.doc.map(roff));
   }
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
-  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(SCOPE_KINDS[kind]!.example)}"`);
+  const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
+  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : SCOPE_KINDS[kind]!.example)}"`);
   L.push(`    rate 30 per="minute"`);
   for (const b of budgets) L.push(`    ${roff(b)} ${BUDGETS[b]!.example}`);
   L.push("}", ".EE", ".in");
@@ -215,7 +216,7 @@ export function generate(name: string): string {
       for (const [key, s] of Object.entries(kind.settings)) {
         L.push(".TP", `.BI ${roff(key)} " ${roff(s.arg)}"`, `${s.required ? "Required" : "Optional"}. ${roff(s.doc)}`);
       }
-      L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `provider "family\\-sms" {`, `    kind "${roff(k)}"`, `    url "${roff(kind.urlExample)}"`);
+      L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `provider "${roff(kind.exampleName ?? "family-sms")}" {`, `    kind "${roff(k)}"`, `    url "${roff(kind.urlExample)}"`);
       for (const [key, s] of Object.entries(kind.settings)) L.push(`    ${roff(key)} "${roff(s.example)}"`);
       L.push(`    credential "${roff(k)}\\-main"`, "}", ".EE", ".in");
     }
