@@ -155,9 +155,11 @@ export class ModelGateway {
         const done = p.kind === "anthropic" ? await completeAnthropic(p, context.secret, req) : await completeChat(p, context.secret, req);
         const used = done.input_tokens + done.output_tokens;
         if (entry) this.budgets.settle(entry, used);
+        delete fields.tokens; // keeps the record's fields in reading order: reserved, then usage
         Object.assign(fields, { input_tokens: done.input_tokens, output_tokens: done.output_tokens, tokens: used });
         return done;
       } catch (e) {
+        delete fields.tokens;
         fields.tokens = reserved;
         throw e;
       }
@@ -363,6 +365,12 @@ export class ModelGateway {
         await reader.cancel().catch(() => {});
         await close("the client closed the stream");
       },
+    });
+    // A client that goes away mid-stream ends the upstream request too.
+    req.signal.addEventListener("abort", () => {
+      if (ended) return;
+      void reader.cancel().catch(() => {});
+      void close("the client closed the stream");
     });
     return { response: new Response(body, { status: upstream.status, headers }), streaming: true };
   }
