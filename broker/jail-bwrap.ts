@@ -7,6 +7,8 @@ import { dirname } from "node:path";
 import { Exit, VivError } from "../lib/exit.ts";
 import { JAIL } from "../lib/paths.ts";
 import { systemLayout } from "../images/bwrap-layout.ts";
+import { seccompArgs, spawnWithSeccomp } from "./jail-seccomp.ts";
+import { JAIL_TMP_BYTES } from "../policy/model.ts";
 
 export interface JailSpec {
   /** Host uid and gid the jail runs as; null when not root (the caller's own uid is used). */
@@ -14,16 +16,27 @@ export interface JailSpec {
   workspace: string | null;
   runDir: string;
   etcDir: string;
-  limits: { memoryBytes?: number; pids?: number };
+  limits: { memoryBytes?: number; pids?: number; tmpBytes?: number };
+  /**
+   * argv that puts the jail's first process in its control group before anything else runs
+   * (lib/cgroup.ts enterArgv). Without one, rlimits stand in for the memory and pids limits.
+   */
+  cgroupEnter?: string[];
   command: string[];
   env: Record<string, string>;
 }
 
 export const JAIL_PATH = `${JAIL.binDir}:/usr/local/bin:/usr/bin:/bin`;
 
-/** bwrap argv for the jail, wrapped in setpriv (and prlimit when there are limits). */
+/**
+ * bwrap argv for the jail, wrapped in setpriv, after the step into its control group; with no
+ * control group, in prlimit when there are limits. Under a control group no rlimit is set:
+ * RLIMIT_AS counts address space reserved and never used (runtimes reserve gigabytes), and
+ * RLIMIT_NPROC counts the uid's processes host-wide, which would hide a fork bomb from the
+ * group's counter.
+ */
 export function bwrapArgv(spec: JailSpec): string[] {
-  const pre: string[] = [];
+  const pre: string[] = [...(spec.cgroupEnter ?? [])];
   if (spec.hostUid !== null) {
     pre.push("setpriv", `--reuid=${spec.hostUid}`, `--regid=${spec.hostUid}`, "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--");
   } else {
@@ -32,7 +45,7 @@ export function bwrapArgv(spec: JailSpec): string[] {
   const rl: string[] = [];
   if (spec.limits.pids) rl.push(`--nproc=${spec.limits.pids}`);
   if (spec.limits.memoryBytes) rl.push(`--as=${spec.limits.memoryBytes}`);
-  if (rl.length) pre.push("prlimit", ...rl, "--");
+  if (rl.length && !spec.cgroupEnter) pre.push("prlimit", ...rl, "--");
 
   const env = { PATH: JAIL_PATH, HOME: JAIL.workspace, USER: JAIL.user, LOGNAME: JAIL.user, LANG: "C.UTF-8", ...spec.env };
   const argv = [
@@ -47,14 +60,18 @@ export function bwrapArgv(spec: JailSpec): string[] {
     "--die-with-parent",
     "--new-session",
     "--cap-drop", "ALL",
+    ...seccompArgs(),
     "--clearenv",
     ...Object.entries(env).flatMap(([k, v]) => ["--setenv", k, v]),
     ...systemLayout(),
     "--ro-bind", `${spec.etcDir}/passwd`, "/etc/passwd",
     "--ro-bind", `${spec.etcDir}/group`, "/etc/group",
     "--proc", "/proc",
+    // /tmp and /dev/shm are tmpfs of `limits tmp=` each; /dev itself is read-only.
     "--dev", "/dev",
-    "--tmpfs", "/tmp",
+    "--size", String(spec.limits.tmpBytes ?? JAIL_TMP_BYTES), "--tmpfs", "/dev/shm",
+    "--remount-ro", "/dev",
+    "--size", String(spec.limits.tmpBytes ?? JAIL_TMP_BYTES), "--tmpfs", "/tmp",
     "--dir", "/run",
     "--ro-bind", spec.runDir, JAIL.runDir,
     ...(spec.workspace ? ["--bind", spec.workspace, JAIL.workspace] : ["--dir", JAIL.workspace]),
@@ -82,7 +99,7 @@ export function spawnJail(spec: JailSpec, timeoutMs?: number) {
     checkReachable(spec.runDir, "state directory");
     if (spec.workspace) checkReachable(spec.workspace, "workspace");
   }
-  const proc = Bun.spawn(bwrapArgv(spec), {
+  const proc = spawnWithSeccomp(bwrapArgv(spec), {
     stdio: ["inherit", "inherit", "inherit"],
     env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
   });

@@ -102,7 +102,7 @@ export async function runBroker(opts: { policy: string; state: string; attached?
 
   let audit: AuditStore;
   try {
-    audit = new AuditStore(L.audit);
+    audit = new AuditStore(L.audit, L.archive, { checkpointInWorker: true });
   } catch (e) {
     throw new VivError(Exit.internal, `cannot open audit log '${L.audit}': ${(e as Error).message}`);
   }

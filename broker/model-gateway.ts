@@ -55,7 +55,7 @@ const budgetKey = (agent: string) => `${agent}\0${MODEL_CAP}`;
 
 export class ModelGateway {
   private servers = new Map<string, Server>();
-  readonly budgets = new TokenBudgets();
+  readonly tokens = new TokenBudgets();
   private inFlight = 0;
   private idle: (() => void) | null = null;
 
@@ -109,9 +109,9 @@ export class ModelGateway {
    * what its outcome record says it used, or with its reservation when no outcome followed.
    */
   restore(only?: ReadonlySet<string>) {
-    const withBudget = [...this.deps.policy().agents.values()].filter((a) => modelGrant(a)?.budgets?.tokens && (!only || only.has(a.name)));
+    const withBudget = [...this.deps.policy().agents.values()].filter((a) => modelGrant(a)?.tokenBudget && (!only || only.has(a.name)));
     if (withBudget.length === 0) return;
-    const longest = Math.max(...withBudget.map((a) => modelGrant(a)!.budgets!.tokens!.perMs));
+    const longest = Math.max(...withBudget.map((a) => modelGrant(a)!.tokenBudget!.perMs));
     const entries = new Map<string, Entry[]>();
     const open = new Map<string, Entry>();
     for (const r of this.deps.audit.recentRecords(new Date(Date.now() - longest).toISOString())) {
@@ -131,8 +131,8 @@ export class ModelGateway {
       }
     }
     for (const a of withBudget) {
-      const rate = modelGrant(a)!.budgets!.tokens!;
-      this.budgets.replay(budgetKey(a.name), (entries.get(a.name) ?? []).filter((e) => e.at > Date.now() - rate.perMs));
+      const rate = modelGrant(a)!.tokenBudget!;
+      this.tokens.replay(budgetKey(a.name), (entries.get(a.name) ?? []).filter((e) => e.at > Date.now() - rate.perMs));
     }
   }
 
@@ -154,7 +154,7 @@ export class ModelGateway {
       try {
         const done = p.kind === "anthropic" ? await completeAnthropic(p, context.secret, req) : await completeChat(p, context.secret, req);
         const used = done.input_tokens + done.output_tokens;
-        if (entry) this.budgets.settle(entry, used);
+        if (entry) this.tokens.settle(entry, used);
         delete fields.tokens; // keeps the record's fields in reading order: reserved, then usage
         Object.assign(fields, { input_tokens: done.input_tokens, output_tokens: done.output_tokens, tokens: used });
         return done;
@@ -169,11 +169,11 @@ export class ModelGateway {
 
   /** Reserves under the grant's budget: the entry (null with no budget), or why it is refused. */
   private reserve(agent: string, grant: Grant, amount: number): Entry | null | string {
-    const rate = grant.budgets?.tokens;
+    const rate = grant.tokenBudget;
     if (!rate) return null;
-    const entry = this.budgets.reserve(budgetKey(agent), rate, amount);
+    const entry = this.tokens.reserve(budgetKey(agent), rate, amount);
     if (entry) return entry;
-    const used = this.budgets.used(budgetKey(agent), rate);
+    const used = this.tokens.used(budgetKey(agent), rate);
     return `token budget of ${rate.count} per ${rate.per} would be exceeded: ${used} used or reserved, this request needs ${amount}`;
   }
 
@@ -251,7 +251,7 @@ export class ModelGateway {
         /* metadata only */
       }
     } catch (e) {
-      if (entry) this.budgets.settle(entry, 0);
+      if (entry) this.tokens.settle(entry, 0);
       return deny(503, "credential", Exit.unavailable, `credential '${provider.credential}' unavailable: ${(e as Error).message}`, { provider: provider.name, model }, rawIn);
     }
     const conn = this.deps.nextConn();
@@ -264,7 +264,7 @@ export class ModelGateway {
     const finish = async (status: number, text: string, usage: Usage | null, extra: Record<string, unknown> = {}, cutShort = false) => {
       const reported = usage ? usage.input + usage.output : null;
       const used = cutShort ? Math.max(reserved, reported ?? 0) : reported ?? (status >= 200 && status < 300 ? reserved : 0);
-      if (entry) this.budgets.settle(entry, used);
+      if (entry) this.tokens.settle(entry, used);
       const s = cut(text);
       let objects: unknown[] = [];
       try {

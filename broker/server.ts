@@ -4,7 +4,7 @@
 // or touches sockets; this file owns both, and audits each frame once.
 import { chmodSync, chownSync, rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
-import { renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
+import { NoEffect, renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } from "../lib/frame.ts";
@@ -14,6 +14,7 @@ import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
 import type { AuditStore } from "./audit.ts";
 import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
 import { Browsers } from "./browser.ts";
+import { BudgetLedger, longestWindow, preflight } from "./budgets.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
 import { MODEL_CAP, ModelGateway, modelEndpoints } from "./model-gateway.ts";
@@ -21,6 +22,14 @@ import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
 import { Vault } from "./vault.ts";
+import { summaryReason, ViolationBudget, type ViolationSummary } from "./violation-budget.ts";
+import { groupPids, killGroup, killUid, type JailGroup, type LimitEvents } from "../lib/cgroup.ts";
+
+/** A jail viv run reported: how it is bounded, and its control group under a cgroup driver. */
+export interface JailInfo {
+  limits: string;
+  group: JailGroup | null;
+}
 
 export const LIMITS = {
   helloMs: 2_000,
@@ -55,10 +64,17 @@ const concat = (...parts: Uint8Array[]) => Buffer.concat(parts);
 export class Broker {
   private listeners = new Map<string, AgentListener>();
   private limiter = new RateLimiter();
+  /** Cumulative budgets a capability defines (spend per day, messages per recipient per day). */
+  private budgets = new BudgetLedger();
   readonly approvals = new ApprovalQueue();
   /** Connection numbers in records; started past the log's head so they never repeat in one log. */
   private nextConn: number;
-  private jails = new Map<string, Set<number>>();
+  private jails = new Map<string, Map<number, JailInfo>>();
+  /** Protocol violations recorded and left unrecorded per agent (broker/violation-budget.ts). */
+  private violations = new ViolationBudget();
+  private violationTimers = new Map<string, { at: number; timer: ReturnType<typeof setTimeout> }>();
+  /** Protocol violations per agent since the broker started, recorded or not. */
+  private violationCounts = new Map<string, number>();
   /** Agents stopped by the kill switch stay revoked until the broker restarts. */
   private killed = new Map<string, { by: string; reason: string }>();
   /** Per agent since this broker started: intents recorded, and calls refused. */
@@ -109,29 +125,44 @@ export class Broker {
   start() {
     this.restoreBudgets();
     this.models.restore();
+    this.restoreCumulativeBudgets();
     for (const agent of this.policy.agents.values()) this.listen(agent);
   }
 
   /**
    * Budgets are state: rebuilds each grant's rate bucket from the calls of the last period that
-   * took a token (an intent that needed no approval, an approval request, or a call refused for
-   * too many waiting approvals), as the log shows them.
+   * took a token (an intent that needed no approval, an approval request, a call refused for
+   * too many waiting approvals, or by its quote or budgets), as the log shows them.
    */
   private restoreBudgets() {
     const rated = [...this.policy.agents.values()].flatMap((a) => [...a.grants.values()].filter((g) => g.rate).map((g) => ({ agent: a.name, grant: g })));
     if (rated.length === 0) return;
     const longest = Math.max(...rated.map((r) => r.grant.rate!.perMs));
     const taken = new Map<string, number[]>();
-    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString())) {
+    for (const r of this.audit.recentRecords(new Date(Date.now() - longest).toISOString(), ["call", "approval-request", "deny"])) {
       const tookToken =
         (r.kind === "call" && r.fields.approval === undefined) ||
         r.kind === "approval-request" ||
-        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined);
+        (r.kind === "deny" && r.fields.stage === "approval" && r.fields.approval === undefined) ||
+        (r.kind === "deny" && (r.fields.stage === "quote" || r.fields.stage === "budget"));
       if (!tookToken) continue;
       const key = `${r.agent}\0${r.cap}`;
-      taken.set(key, [...(taken.get(key) ?? []), Date.parse(r.ts)]);
+      const times = taken.get(key);
+      if (times) times.push(Date.parse(r.ts));
+      else taken.set(key, [Date.parse(r.ts)]);
     }
     for (const { agent, grant } of rated) this.limiter.replay(`${agent}\0${grant.cap}`, grant.rate!, taken.get(`${agent}\0${grant.cap}`) ?? []);
+  }
+
+  /** Moves the audit log to the archive; the new file's first record continues its chain. */
+  rotateLog() {
+    return this.audit.rotate();
+  }
+
+  /** Cumulative budgets are state too: rebuilt from the reservations of their longest window. */
+  private restoreCumulativeBudgets() {
+    const window = longestWindow(this.policy.agents.values());
+    if (window > 0) this.budgets.replay(this.policy, this.audit.recentRecords(new Date(Date.now() - window).toISOString()));
   }
 
   /** Swaps in a new, already validated policy: new agents get sockets, removed ones are revoked. */
@@ -143,7 +174,8 @@ export class Broker {
       this.browsers.stopAgent(name);
       this.revoke(name);
       this.limiter.forget(`${name}\0`);
-      this.models.budgets.forget(`${name}\0`);
+      this.models.tokens.forget(`${name}\0`);
+      this.budgets.forget(name);
     }
     for (const agent of next.agents.values()) {
       if (this.killed.has(agent.name)) continue;
@@ -152,14 +184,37 @@ export class Broker {
       this.models.listen(agent);
     }
     // A token budget new to a grant starts from what the log shows, not from nothing.
-    const newBudgets = [...next.agents.values()].filter((a) => a.grants.get(MODEL_CAP)?.budgets?.tokens && !old.agents.get(a.name)?.grants.get(MODEL_CAP)?.budgets?.tokens);
+    const newBudgets = [...next.agents.values()].filter((a) => a.grants.get(MODEL_CAP)?.tokenBudget && !old.agents.get(a.name)?.grants.get(MODEL_CAP)?.tokenBudget);
     if (newBudgets.length) this.models.restore(new Set(newBudgets.map((a) => a.name)));
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
 
-  registerJail(agent: string, pid: number) {
-    if (!this.jails.has(agent)) this.jails.set(agent, new Set());
-    this.jails.get(agent)!.add(pid);
+  registerJail(agent: string, pid: number, info: JailInfo = { limits: "rlimit", group: null }) {
+    if (!this.jails.has(agent)) this.jails.set(agent, new Map());
+    this.jails.get(agent)!.set(pid, info);
+  }
+
+  violationsOf(agent: string): number {
+    return this.violationCounts.get(agent) ?? 0;
+  }
+
+  /** How the agent's running jails are bounded (cgroup2, cgroup1, rlimit), each named once. */
+  limitsOf(agent: string): string[] {
+    return [...new Set([...(this.jails.get(agent)?.values() ?? [])].map((j) => j.limits))];
+  }
+
+  /**
+   * A jail ended: records each limit it ran into as kind=limit (the kernel's count, as viv run
+   * read it from the jail's group before removing it).
+   */
+  async jailEnded(agent: string, pid: number, limits: string, events: LimitEvents | null) {
+    this.unregisterJail(agent, pid);
+    if (!events) return;
+    const l = this.policy.agents.get(agent)?.limits ?? {};
+    const max = { memory: l.memoryBytes, pids: l.pids, cpu: l.cpu };
+    for (const limit of ["memory", "pids", "cpu"] as const) {
+      if (events[limit] > 0) await this.audit.append({ agent, kind: "limit", fields: { limit, events: events[limit], driver: limits, jail: pid, ...(max[limit] !== undefined ? { max: max[limit] } : {}) } });
+    }
   }
 
   unregisterJail(agent: string, pid: number) {
@@ -173,7 +228,7 @@ export class Broker {
   }
 
   jailsOf(agent: string): number[] {
-    return [...(this.jails.get(agent) ?? [])];
+    return [...(this.jails.get(agent)?.keys() ?? [])];
   }
 
   countsOf(agent: string) {
@@ -186,20 +241,31 @@ export class Broker {
     this.counts.set(agent, c);
   }
 
-  async kill(agent: string, by: string, reason = "stopped by the operator") {
+  /**
+   * The kill switch: ends the agent's jails (each jail's whole control group where it has one:
+   * lib/cgroup.ts killGroup), denies its waiting calls, revokes its socket. Resolves with the
+   * pids that outlived the kill (none when it held).
+   */
+  async kill(agent: string, by: string, reason = "stopped by the operator"): Promise<number[]> {
     this.killed.set(agent, { by, reason });
     this.approvals.settleAll(agent, { decision: "kill", by, reason: `agent '${agent}' was stopped by the kill switch`, exit: Exit.denied });
-    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: [...(this.jails.get(agent) ?? [])] } });
-    for (const pid of this.jails.get(agent) ?? []) {
+    const jails = [...(this.jails.get(agent) ?? new Map<number, JailInfo>())];
+    await this.audit.append({ agent, kind: "kill", fields: { by, reason, jails: jails.map(([pid]) => pid) } });
+    for (const [pid] of jails) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
         /* already gone */
       }
     }
+    const left = (await Promise.all(jails.map(([, j]) => (j.group ? killGroup(j.group).catch(() => groupPids(j.group!)) : Promise.resolve([]))))).flat();
+    // Jails run as the agent's own uid when the broker is root: none of its processes may stay.
+    const uid = this.policy.agents.get(agent)?.uid;
+    if (jails.length && uid !== undefined && process.getuid?.() === 0) left.push(...(await killUid(uid)));
     this.jails.delete(agent);
     this.revoke(agent);
     this.browsers.stopAgent(agent);
+    return [...new Set(left)];
   }
 
   /**
@@ -209,6 +275,7 @@ export class Broker {
    */
   drain(): Promise<void> {
     this.draining = true;
+    this.flushViolations();
     this.approvals.settleAll(undefined, { decision: "stopping", by: "broker", reason: "the broker is stopping; try again", exit: Exit.temporary });
     for (const [name, l] of [...this.listeners]) {
       const busy = [...l.conns].filter((s) => s.data.callInFlight);
@@ -226,6 +293,8 @@ export class Broker {
 
   /** After a drain: closes what is left, connections of calls cut short included. */
   close() {
+    for (const t of this.violationTimers.values()) clearTimeout(t.timer);
+    this.violationTimers.clear();
     for (const l of this.stopped) l.stop(true);
     this.stopped = [];
     this.browsers.stop();
@@ -400,23 +469,35 @@ export class Broker {
       reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
       await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
     } else {
-      // approval gate → credential → intent → execute (DESIGN.md's order).
-      const gate = d.grant.approval ? await this.approvalGate(c, d, digest, raw) : null;
-      const cred = gate && "refused" in gate ? null : resolveCredentials(this.policy, d, this.vault);
-      if (gate && "refused" in gate) {
+      // quote and budgets (broker/budgets.ts) → approval gate → credential → intent → execute.
+      const pre = await preflight(this.policy, d, this.vault, this.budgets, c.agent);
+      const budget = pre.type === "go" ? pre.budget : null;
+      const gate = pre.type === "go" && d.grant.approval ? await this.approvalGate(c, d, digest, raw, pre) : null;
+      // After a wait for approval the vault is read again, so a secret removed meanwhile holds.
+      const cred = pre.type === "refuse" || (gate && "refused" in gate) ? null : ((!gate && pre.credentials) || resolveCredentials(this.policy, d, this.vault));
+      if (pre.type === "refuse") {
+        const r = pre.refusal;
+        this.count(c.agent, "denials");
+        reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest, ...pre.fields }, raw: concat(raw, reply) });
+      } else if (gate && "refused" in gate) {
         reply = gate.refused;
         this.count(c.agent, "denials");
       } else if (cred!.type === "refuse") {
         const r = cred!.refusal;
         this.count(c.agent, "denials");
+        if (budget) this.budgets.release(budget.id);
         reply = result(r.exit, "", `${cap}: ${r.reason}\n`);
-        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest }, raw: concat(raw, reply) });
+        await this.audit.append({ agent: c.agent, kind: r.kind, cap, fields: { conn: c.id, stage: r.stage, exit: r.exit, reason: r.reason, args_sha256: digest, ...(budget ? { released: budget.id } : {}) }, raw: concat(raw, reply) });
       } else {
         const ready = cred as Extract<typeof cred, { type: "ready" }>;
         this.count(c.agent, "calls");
         const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
-        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...ready.fields }, raw });
-        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, ready.context, ready.basicUsers);
+        // The reservation is in the approval request when there was one, else in the intent.
+        const reserved = budget ? (gate ? { budget_id: budget.id } : budget.fields) : {};
+        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...reserved, ...ready.fields }, raw });
+        const context = pre.quote === undefined ? ready.context : { ...ready.context, quote: pre.quote };
+        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id);
       }
     }
     c.callInFlight = false;
@@ -432,9 +513,13 @@ export class Broker {
    * decided, recording the request and the decision. Returns the approval it ran under, or the
    * refusal to send (recorded).
    */
-  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
+  private async approvalGate(c: Conn, d: Extract<Decision, { type: "run" }>, digest: string, raw: Uint8Array, pre?: { target?: string; budget: { id: string; fields: Record<string, unknown> } | null }): Promise<{ id: string; request: string } | { refused: Uint8Array }> {
     const cap = d.cap;
     const refuse = async (exit: number, reason: string, extra: Record<string, unknown> = {}) => {
+      if (pre?.budget) {
+        this.budgets.release(pre.budget.id);
+        extra = { ...extra, released: pre.budget.id };
+      }
       const reply = result(exit, "", `${cap}: ${reason}\n`);
       await this.audit.append({ agent: c.agent, kind: "deny", cap, fields: { conn: c.id, stage: "approval", exit, reason, args_sha256: digest, ...extra }, raw: reply });
       return { refused: reply };
@@ -443,14 +528,14 @@ export class Broker {
       return await refuse(Exit.temporary, `too many calls of agent '${c.agent}' wait for approval (at most ${MAX_PENDING_PER_AGENT})`);
     }
     const risk = d.capability.schema["x-vivary-risk"];
-    const target = d.capability.target?.(d.args, d.grant.scopes) ?? "-";
+    const target = pre?.target ?? d.capability.target?.(d.args, d.grant.scopes) ?? "-";
     const approval = d.grant.approval!;
     const { view, decided } = this.approvals.request({ agent: c.agent, cap, risk, target, args: d.args, argsDigest: digest, conn: c.id }, approval);
     await this.audit.append({
       agent: c.agent,
       kind: "approval-request",
       cap,
-      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}) },
+      fields: { conn: c.id, id: view.id, risk, target, args: d.args, args_sha256: digest, request_sha256: view.request_sha256, timeout_ms: approval.timeoutMs, ...(approval.via ? { via: approval.via } : {}), ...(pre?.budget?.fields ?? {}) },
       raw,
     });
     const v: Verdict = await decided;
@@ -468,15 +553,16 @@ export class Broker {
    * A call that reads the web borrows the agent's browser; what the browser's proxy refused
    * during the call goes into the one result record.
    */
-  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = []): Promise<Uint8Array> {
+  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = [], budgetId?: string): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
     let escape: string | null = null;
-    // Only a capability that reads URLs is lent the agent's browser.
-    const lease = this.browsers.lease(agent.name, agent.uid, scopes.url ?? []);
-    const context: CallContext = capability.schema["x-vivary-scopes"].includes("url") ? { ...credential, browser: lease.open } : credential;
-    // model-complete borrows the model access of the agent's endpoint: the same grant and budget.
+    let released = false;
+    // Only a capability that reads URLs is lent the agent's browser; no other call touches it.
+    const lease = capability.schema["x-vivary-scopes"].includes("url") ? this.browsers.lease(agent.name, agent.uid, scopes.url ?? []) : null;
+    const context: CallContext = lease ? { ...credential, browser: lease.open } : { ...credential };
+    // model-complete borrows the model access of the agent's endpoint: the same grant and token budget.
     const model = cap === MODEL_CAP && agent.grants.get(cap) ? this.models.access(agent.name, agent.grants.get(cap)!, credential) : null;
     if (model) context.model = model.model;
     let blocked: string[] = [];
@@ -487,8 +573,12 @@ export class Broker {
       exit = err.code;
       stderr = `${cap}: ${err.message}\n`;
       if (e instanceof EscapeAttempt) escape = err.message;
+      if (budgetId && (e instanceof NoEffect || e instanceof EscapeAttempt)) {
+        this.budgets.release(budgetId);
+        released = true;
+      }
     } finally {
-      blocked = lease.end().map((b) => `${b.dest} (${b.reason})`);
+      blocked = lease ? lease.end().map((b) => `${b.dest} (${b.reason})`) : [];
     }
     const scrubbed = context.secret ? scrubOutput(stdout, stderr, context.secret.reveal(), basicUsers) : null;
     if (scrubbed) ({ stdout, stderr } = scrubbed);
@@ -499,22 +589,54 @@ export class Broker {
     };
     if (blocked.length) fields.blocked = blocked;
     if (model) Object.assign(fields, model.fields);
+    if (released) fields.released = budgetId;
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;
   }
 
-  /** A protocol violation: recorded as a security event, then an ERROR frame and the door. */
+  /**
+   * A protocol violation: recorded as a security event within the agent's violation budget
+   * (beyond it only counted, and summed up in one record), then an ERROR frame and the door.
+   */
   private violate(s: AgentSocket, reason: string, raw: Uint8Array) {
     const c = s.data;
     if (c.closing) return;
     c.closing = true;
     this.disarm(s);
     const reply = encodeFrame({ type: "error", exit: Exit.protocol, message: reason });
+    this.violationCounts.set(c.agent, (this.violationCounts.get(c.agent) ?? 0) + 1);
+    const { record, summary } = this.violations.admit(c.agent, Date.now());
+    if (!record) this.armViolationSummary(c.agent);
     this.enqueue(s, async () => {
-      await this.audit.append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) });
+      if (summary) await this.recordViolationSummary(summary);
+      if (record) await this.audit.append({ agent: c.agent, kind: "protocol", fields: { conn: c.id, reason }, raw: concat(raw, reply) });
       this.send(s, reply);
       s.end();
     });
+  }
+
+  /** Writes the summary of the agent's violation window when it ends, if nothing else does first. */
+  private armViolationSummary(agent: string) {
+    const at = this.violations.windowEnd(agent);
+    const t = this.violationTimers.get(agent);
+    if (at === null || t?.at === at) return;
+    if (t) clearTimeout(t.timer);
+    const timer = setTimeout(() => {
+      this.violationTimers.delete(agent);
+      for (const sum of this.violations.due(Date.now())) void this.recordViolationSummary(sum);
+    }, Math.max(0, at - Date.now()));
+    this.violationTimers.set(agent, { at, timer });
+  }
+
+  private flushViolations() {
+    for (const t of this.violationTimers.values()) clearTimeout(t.timer);
+    this.violationTimers.clear();
+    for (const sum of this.violations.flush(Date.now())) void this.recordViolationSummary(sum);
+  }
+
+  private recordViolationSummary(sum: ViolationSummary): Promise<unknown> {
+    const fields = { suppressed: sum.suppressed, since: new Date(sum.since).toISOString(), until: new Date(sum.until).toISOString(), reason: summaryReason(sum) };
+    return this.audit.append({ agent: sum.agent, kind: "protocol", fields }).catch((e) => process.stderr.write(`viv-broker: ${(e as Error).message}\n`));
   }
 
   /** An unexpected failure on one connection (the audit log refusing a write, say): fail closed. */

@@ -7,11 +7,12 @@
 // jail and exits 69.
 import { chownSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { spawnJail } from "../broker/jail-bwrap.ts";
+import { enterArgv, finishGroup, killGroup, prepareLimits, type LimitEvents } from "../lib/cgroup.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
 import { modelCommand, modelEnvironment } from "../lib/model-env.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
-import { stateLayout } from "../lib/paths.ts";
+import { Env, stateLayout } from "../lib/paths.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicy } from "../policy/load.ts";
 
@@ -137,6 +138,17 @@ function pipeStderr(proc: Bun.Subprocess) {
   })().catch(() => {});
 }
 
+/** Says on stderr which limits the jail ran into, and anything its group kept after the end. */
+function reportGroupEnd(agent: string, driver: string, end: { events: LimitEvents; left: number[]; stayed: string[] }) {
+  const hits = [
+    end.events.memory ? `memory: ${end.events.memory} process${end.events.memory === 1 ? "" : "es"} killed by the OOM killer` : "",
+    end.events.pids ? `pids: ${end.events.pids} fork${end.events.pids === 1 ? "" : "s"} refused` : "",
+  ].filter(Boolean);
+  if (hits.length) process.stderr.write(`viv: the jail of agent '${agent}' ran into its limits (${driver}): ${hits.join("; ")}\n`);
+  if (end.left.length) process.stderr.write(`viv: processes ${end.left.join(",")} of agent '${agent}' outlived the kill of its ${driver} group\n`);
+  else if (end.stayed.length) process.stderr.write(`viv: could not remove the ${driver} group '${end.stayed[0]}' of agent '${agent}'\n`);
+}
+
 function prepareWorkspace(path: string, uid: number | null) {
   if (!existsSync(path)) {
     mkdirSync(path, { recursive: true, mode: 0o700 });
@@ -153,7 +165,7 @@ function prepareWorkspace(path: string, uid: number | null) {
  * Keeps a broker serving the jail until `done` settles: registers the jail with each broker that
  * appears, starts one when none answers, and resolves "lost" after BROKER_GRACE_MS without one.
  */
-async function watchBroker(o: RunOptions, brokers: OwnBrokers, agent: string, jailPid: number, firstPid: number, done: Promise<unknown>): Promise<"done" | "lost"> {
+async function watchBroker(o: RunOptions, brokers: OwnBrokers, agent: string, jailPid: number, firstPid: number, done: Promise<unknown>, jailInfo: object = {}): Promise<"done" | "lost"> {
   const sock = stateLayout(o.state).operatorSocket;
   let finished = false;
   done.then(() => (finished = true));
@@ -173,7 +185,7 @@ async function watchBroker(o: RunOptions, brokers: OwnBrokers, agent: string, ja
     lostSince = null;
     if (pid !== serving) {
       serving = pid;
-      await operatorRequest(sock, { op: "jail-start", agent, pid: jailPid }).catch(() => {});
+      await operatorRequest(sock, { op: "jail-start", agent, pid: jailPid, ...jailInfo }).catch(() => {});
     }
   }
   return "done";
@@ -196,7 +208,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     if (!r.ok) throw new VivError(r.exit ?? Exit.denied, r.error);
     if (r.killed) throw new VivError(Exit.denied, `agent '${o.agent}' was stopped by the kill switch (${r.killed.reason}); it runs again after the broker restarts`);
     if (!brokers.startedAny) refuseOtherPolicy(o, brokerAtStart, r);
-    const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; timeoutMs?: number } };
+    const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; cpu?: number; tmpBytes?: number; timeoutMs?: number } };
     const backend = o.backend ?? agent.backend;
     if (backend === "nspawn") throw new VivError(Exit.unavailable, "the nspawn backend is not available yet; use --backend bwrap");
     if (backend !== "bwrap") throw new VivError(Exit.usage, `unknown backend '${backend}'`);
@@ -204,30 +216,45 @@ export async function runAgent(o: RunOptions): Promise<number> {
     if (agent.workspace) prepareWorkspace(agent.workspace, hostUid);
 
     const models = (r.models ?? []) as { name: string; kind: string }[];
-    const jail = spawnJail(
-      { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, command: modelCommand(models, o.command), env: modelEnvironment(models) },
-      agent.limits.timeoutMs,
-    );
-    await operatorRequest(L.operatorSocket, { op: "jail-start", agent: agent.name, pid: jail.pid }).catch(() => {});
-    const forward = () => jail.kill();
+    // The jail's own control group (lib/cgroup.ts), named after the agent and this run.
+    const limits = prepareLimits(`${agent.name}-${process.pid}`, agent.limits, process.env[Env.limits] ?? "auto");
+    const group = limits.group;
+    let jail: ReturnType<typeof spawnJail>;
+    try {
+      jail = spawnJail(
+        { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: modelCommand(models, o.command), env: modelEnvironment(models) },
+        agent.limits.timeoutMs,
+      );
+    } catch (e) {
+      if (group) await finishGroup(group);
+      throw e;
+    }
+    const jailInfo = { limits: limits.driver, ...(group ? { cgroup: group } : {}) };
+    await operatorRequest(L.operatorSocket, { op: "jail-start", agent: agent.name, pid: jail.pid, ...jailInfo }).catch(() => {});
+    const forward = () => {
+      jail.kill();
+      if (group) void killGroup(group).catch(() => {});
+    };
     process.on("SIGINT", forward);
     process.on("SIGTERM", forward);
-    const watch = watchBroker(o, brokers, agent.name, jail.pid, brokerAtStart, jail.exited);
+    const watch = watchBroker(o, brokers, agent.name, jail.pid, brokerAtStart, jail.exited, jailInfo);
     const ended = await Promise.race([jail.exited, watch.then((w) => (w === "lost" ? null : jail.exited))]);
     process.off("SIGINT", forward);
     process.off("SIGTERM", forward);
+    if (ended === null) jail.kill();
+    await jail.exited;
+    const end = group ? await finishGroup(group) : null;
+    if (end) reportGroupEnd(agent.name, limits.driver, end);
     if (ended === null) {
-      jail.kill();
-      await jail.exited;
       process.stderr.write(`viv: no broker served '${o.state}' for ${BROKER_GRACE_MS / 1000} s; ended the jail of agent '${agent.name}'\n`);
       return Exit.unavailable;
     }
+    await operatorRequest(L.operatorSocket, { op: "jail-end", agent: agent.name, pid: jail.pid, limits: limits.driver, ...(end ? { events: end.events } : {}) }).catch(() => {});
     const after = await operatorRequest(L.operatorSocket, { op: "agent", agent: agent.name }).catch(() => null);
     if (after?.killed) {
       process.stderr.write(`viv: the kill switch ended the jail of agent '${agent.name}' (${after.killed.reason})\n`);
       return Exit.denied;
     }
-    await operatorRequest(L.operatorSocket, { op: "jail-end", agent: agent.name, pid: jail.pid }).catch(() => {});
     if (ended.timedOut) {
       process.stderr.write(`viv: run of agent '${agent.name}' ended by its ${agent.limits.timeoutMs} ms timeout\n`);
       return Exit.temporary;

@@ -3,6 +3,7 @@
 // commands work on the files directly, under the vault's lock, whether or not a broker runs.
 import { Command, Option } from "clipanion";
 import { refuseSecretId, Vault } from "../broker/vault.ts";
+import { stateOption } from "../lib/cli.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { resolvePolicyPath, resolveStateDir, resolveVaultKeyPath } from "../lib/paths.ts";
 import { CATALOG } from "../capabilities/registry.ts";
@@ -10,7 +11,6 @@ import { loadPolicy, PolicyError } from "../policy/load.ts";
 import type { Policy } from "../policy/model.ts";
 
 const MAX_INPUT = 64 * 1024;
-const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 const vault = (state: string | undefined) => new Vault(resolveStateDir(state), resolveVaultKeyPath());
 
 /** Reads standard input to its end, bounded. */

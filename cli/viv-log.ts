@@ -1,15 +1,16 @@
 // viv-log: prints the audit log one record per line (or NDJSON), verifies its hash chain, and
 // exports a checkpoint to keep elsewhere so that a truncated tail is detected later.
 import { Database } from "bun:sqlite";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, openSync, readFileSync } from "node:fs";
 import { Command, Option } from "clipanion";
-import { openAuditReadOnly, parseCheckpoint, verifyChain } from "../broker/audit.ts";
+import { archivePath, AuditStore, openAuditReadOnly, parseCheckpoint, verifyChain } from "../broker/audit.ts";
 import { formatJson, formatLine, GENESIS, toHex, type AuditRecord } from "../lib/audit-format.ts";
-import { runCli } from "../lib/cli.ts";
+import { runCli, stateOption } from "../lib/cli.ts";
 import { Exit, VivError } from "../lib/exit.ts";
+import { tryLockExclusive } from "../lib/libc.ts";
+import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
 import { resolveStateDir, stateLayout } from "../lib/paths.ts";
 
-const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 const FOLLOW_POLL_MS = 200;
 const PAGE = 1000;
 
@@ -55,7 +56,16 @@ class PrintCommand extends Command {
     const params: Record<string, string | number> = { after: 0 };
     if (this.agent) (where.push("agent = $agent"), (params.agent = this.agent));
     if (this.cap) (where.push("cap = $cap"), (params.cap = this.cap));
-    if (this.since) (where.push("ts >= $since"), (params.since = parseSince(this.since)));
+    if (this.since) {
+      const since = parseSince(this.since);
+      where.push("ts >= $since");
+      params.since = since;
+      // Start at the lowest seq of that time (found on the ts index), so no filter scans the log
+      // before it: no earlier record can match. With none yet, start after the head (--follow).
+      const first = db.query("SELECT min(seq) AS seq FROM records WHERE ts >= ?").get(since) as { seq: number | null };
+      const head = db.query("SELECT max(seq) AS seq FROM records").get() as { seq: number | null };
+      params.after = first.seq !== null ? first.seq - 1 : (head.seq ?? 0);
+    }
     const q = db.query(`SELECT * FROM records WHERE ${where.join(" AND ")} ORDER BY seq LIMIT ${PAGE}`);
     const out = this.context.stdout;
     for (;;) {
@@ -88,16 +98,68 @@ class VerifyCommand extends Command {
 
   async execute() {
     const cp = this.checkpoint ? parseCheckpoint(readCheckpoint(this.checkpoint)) : null;
+    const L = stateLayout(resolveStateDir(this.state));
     const db = openLog(this.state);
-    const r = verifyChain(db);
-    if (!r.ok) throw new VivError(Exit.data, `verify: record seq=${r.seq}: ${r.why}`);
+    const head = verifyChain(db);
+    if (!head.ok) throw new VivError(Exit.data, `verify: record seq=${head.seq}: ${head.why}`);
+    // Newest first: the live log, then each archive its first record continues, while present.
+    const files: Array<{ db: Database; first: number; last: number }> = [{ db, first: head.first, last: head.seq }];
+    let next = head.continues;
+    while (next) {
+      const path = archivePath(L.archive, next.archive);
+      if (!path || !existsSync(path)) break;
+      const adb = openAuditReadOnly(path);
+      const r = verifyChain(adb);
+      if (!r.ok) throw new VivError(Exit.data, `verify: archive '${next.archive}': record seq=${r.seq}: ${r.why}`);
+      if (r.seq !== next.seq || r.hash !== next.hash) throw new VivError(Exit.data, `verify: archive '${next.archive}' ends at seq=${r.seq}, not at the head seq=${next.seq} the log continues (archive replaced or truncated)`);
+      files.push({ db: adb, first: r.first, last: r.seq });
+      next = r.continues;
+    }
     if (cp) {
-      if (r.seq < cp.seq) throw new VivError(Exit.data, `verify: log ends at seq=${r.seq} but the checkpoint names seq=${cp.seq} (truncated)`);
-      const row = db.query("SELECT hash FROM records WHERE seq = ?").get(cp.seq) as { hash: Uint8Array } | null;
-      const hash = row ? toHex(row.hash) : toHex(GENESIS);
+      if (head.seq < cp.seq) throw new VivError(Exit.data, `verify: log ends at seq=${head.seq} but the checkpoint names seq=${cp.seq} (truncated)`);
+      const file = files.find((f) => cp.seq >= f.first - 1 && cp.seq <= f.last);
+      if (!file) throw new VivError(Exit.data, `verify: the checkpoint names seq=${cp.seq}, which is in archive '${next!.archive}', not in '${L.archive}'`);
+      const row = file.db.query("SELECT hash FROM records WHERE seq = ?").get(cp.seq) as { hash: Uint8Array } | null;
+      const first = file.db.query("SELECT prev FROM records ORDER BY seq LIMIT 1").get() as { prev: Uint8Array } | null;
+      const hash = row ? toHex(row.hash) : cp.seq === file.first - 1 && first ? toHex(first.prev) : toHex(GENESIS);
       if (hash !== cp.hash) throw new VivError(Exit.data, `verify: record seq=${cp.seq}: hash differs from the checkpoint (log rewritten)`);
     }
-    this.context.stdout.write(`ok: ${r.seq} records, head seq=${r.seq} hash=${r.hash}${cp ? `, checkpoint seq=${cp.seq} matches` : ""}\n`);
+    const count = files.reduce((n, f) => n + f.last - f.first + 1, 0);
+    const archives = files.length > 1 ? ` across ${files.length - 1} archive${files.length > 2 ? "s" : ""} and the live log` : "";
+    const earlier = next ? `; records up to seq=${next.seq} are in archive '${next.archive}', not in '${L.archive}': verify it where it is kept, against a checkpoint 'seq=${next.seq} hash=${next.hash}'` : "";
+    this.context.stdout.write(`ok: ${count} records${archives}, head seq=${head.seq} hash=${head.hash}${cp ? `, checkpoint seq=${cp.seq} matches` : ""}${earlier}\n`);
+  }
+}
+
+class RotateCommand extends Command {
+  static override paths = [["rotate"]];
+  static override usage = Command.Usage({
+    description: "move the log to STATE/archive and continue its chain in a new file",
+    details:
+      "The log becomes STATE/archive/audit-FIRST-LAST.db and a new STATE/audit.db begins with a kind=rotate record that carries the archived head, so verify walks both as one chain. Asks the running broker; with none running, does it under the broker's lock.",
+    examples: [["Rotate, then move the archive off the host", "$0 rotate && $0 checkpoint"]],
+  });
+  state = stateOption();
+
+  async execute() {
+    const L = stateLayout(resolveStateDir(this.state));
+    let r: { archive: string; first: number; last: number };
+    if (await brokerAlive(L.operatorSocket)) {
+      const reply = await operatorRequest(L.operatorSocket, { op: "rotate" });
+      if (!reply.ok) throw new VivError(reply.exit ?? Exit.internal, String(reply.error));
+      r = reply as typeof r;
+    } else {
+      if (!existsSync(L.audit)) throw new VivError(Exit.unavailable, `no audit log at '${L.audit}'`);
+      const lock = openSync(L.brokerLock, "a", 0o600);
+      if (!tryLockExclusive(lock)) throw new VivError(Exit.temporary, `a broker is starting on '${L.root}'; try again`);
+      const store = new AuditStore(L.audit, L.archive);
+      try {
+        r = store.rotate();
+      } finally {
+        store.close();
+      }
+    }
+    this.context.stdout.write(`rotated: records ${r.first}..${r.last} to ${r.archive}; the log continues at seq=${r.last + 1}\n`);
   }
 }
 
@@ -116,4 +178,4 @@ class CheckpointCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv-log", [PrintCommand, VerifyCommand, CheckpointCommand], argv);
+export const main = (argv: string[]) => runCli("viv-log", [PrintCommand, VerifyCommand, CheckpointCommand, RotateCommand], argv);

@@ -3,7 +3,7 @@
 import { Command, Option } from "clipanion";
 import * as t from "typanion";
 import { CAPABILITIES, CATALOG } from "../capabilities/registry.ts";
-import { runCli } from "../lib/cli.ts";
+import { runCli, stateOption } from "../lib/cli.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
 import { resolvePolicyPath, resolveStateDir, stateLayout } from "../lib/paths.ts";
@@ -11,8 +11,8 @@ import { loadPolicy, PolicyError } from "../policy/load.ts";
 import { runAgent } from "./run.ts";
 import { watchApprovals, pendingLine } from "./approvals.ts";
 import { SECRET_COMMANDS } from "./secret.ts";
+import { SelftestCommand } from "./selftest.ts";
 
-const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
 class RunCommand extends Command {
   static override paths = [["run"]];
@@ -36,7 +36,7 @@ class PsCommand extends Command {
   static override paths = [["ps"]];
   static override usage = Command.Usage({
     description: "show the broker serving STATE and its agents; exits 69 when none runs",
-    details: "One line for the broker (pid, start time, policy digest), then one per agent: uid, open connections, running jails, calls run and refused since the broker started, calls waiting for approval, whether the kill switch stopped it, and its capabilities.",
+    details: "One line for the broker (pid, start time, policy digest), then one per agent: uid, open connections, running jails, calls run and refused since the broker started, calls waiting for approval, whether the kill switch stopped it, its capabilities, how its running jails are bounded (limits=cgroup2, cgroup1 or rlimit), and its protocol violations.",
   });
   json = Option.Boolean("--json", false, { description: "print the same as one JSON object" });
   state = stateOption();
@@ -50,7 +50,7 @@ class PsCommand extends Command {
     this.context.stdout.write(`broker pid=${r.pid} uptime=${uptime}s policy=${String(r.policy).slice(0, 12)}\n`);
     for (const a of r.agents) {
       const killed = a.killed ? ` killed_by=${a.killed.by}` : "";
-      this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} jails=${a.jails.join(",") || "-"} calls=${a.calls} denials=${a.denials} pending=${a.pending}${killed} browser=${a.browser?.pid ?? "-"} caps=${a.caps.join(",")}\n`);
+      this.context.stdout.write(`agent=${a.name} uid=${a.uid} connections=${a.connections} jails=${a.jails.join(",") || "-"} calls=${a.calls} denials=${a.denials} pending=${a.pending}${killed} browser=${a.browser?.pid ?? "-"} caps=${a.caps.join(",")} limits=${a.limits?.join(",") || "-"} violations=${a.violations ?? 0}\n`);
     }
   }
 }
@@ -163,4 +163,4 @@ class CapsCommand extends Command {
   }
 }
 
-export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS], argv);
+export const main = (argv: string[]) => runCli("viv", [RunCommand, PsCommand, KillCommand, ApprovalsCommand, ApproveCommand, DenyCommand, PolicyCheckCommand, CapsCommand, ...SECRET_COMMANDS, SelftestCommand], argv);

@@ -3,7 +3,7 @@
 // each capability's own executable; it has no I/O.
 import type { BrowserOpener } from "./browser.ts";
 import type { ModelAccess } from "./model.ts";
-import { usageError } from "./exit.ts";
+import { usageError, VivError } from "./exit.ts";
 import type { Secret } from "./secret.ts";
 
 export type Risk = "low" | "medium" | "high" | "critical";
@@ -35,9 +35,13 @@ export interface CapabilitySchema {
   "x-vivary-credential": string | null;
   /** The provider kinds a capability that acts through a service can use (providers/registry.ts). */
   "x-vivary-providers"?: string[];
-  /** Cumulative budgets a grant of it may set besides `rate`, by node name (`tokens`). */
-  "x-vivary-budgets"?: string[];
+  /** Whether a grant may set a token budget for the model endpoint (`tokens max=N per=…`). */
+  "x-vivary-token-budget"?: boolean;
   "x-vivary-output": Record<string, unknown>;
+  /** The budgets a grant may limit (grant nodes of these names), with what each measures. */
+  "x-vivary-budgets"?: Record<string, { measure: "money" | "count"; cumulative: boolean; doc: string; example: string }>;
+  /** Scope kinds whose nodes carry properties: each property, whether it is required, and its meaning. */
+  "x-vivary-scope-properties"?: Record<string, Record<string, { required: boolean; doc: string }>>;
   /** Commands for the man page's EXAMPLES, each with the start of what it prints; a test runs them. */
   "x-vivary-examples"?: { description: string; command: string; output: string }[];
 }
@@ -66,7 +70,25 @@ export interface CallContext {
   browser?: BrowserOpener;
   /** For model-complete: a completion under the grant's models and token budget. */
   model?: ModelAccess;
+  /** What the capability's quote() found before the call was approved (the price it will pay). */
+  quote?: unknown;
 }
+
+/**
+ * What one call costs against one of its capability's budgets (x-vivary-budgets): `amount` in
+ * minor units of `unit` (a currency) for money, or a count; `key` splits a budget (a currency, a
+ * recipient). The broker reserves it before the approval and before the effect.
+ */
+export interface Cost {
+  budget: string;
+  key: string;
+  amount: bigint;
+  /** The currency of a money amount; "" for a count. */
+  unit: string;
+}
+
+/** A failure of run() before any effect: the broker releases what the call reserved of its budgets. */
+export class NoEffect extends VivError {}
 
 export interface Capability<A = Args, R = unknown> {
   schema: CapabilitySchema;
@@ -78,8 +100,16 @@ export interface Capability<A = Args, R = unknown> {
   run(args: A, scopes: Scopes, context?: CallContext): R | Promise<R>;
   /** The result as standard output, when it is not one line of JSON (a format the arguments chose). */
   render?(result: R, args: A): string;
-  /** Optional: what the call acts on, resolved under its scope, for an operator deciding on it. */
-  target?(args: A, scopes: Scopes): string;
+  /** Optional: what the call acts on, resolved under its scope (and its quote), for an operator deciding on it. */
+  target?(args: A, scopes: Scopes, quote?: unknown): string;
+  /**
+   * Optional: looks up, read-only and through the call's provider, what the call will cost (a
+   * price), before the budgets are reserved and the approval asked; the result reaches run() in
+   * its context. Throws VivError (69, 65) when the provider fails.
+   */
+  quote?(args: A, scopes: Scopes, context: CallContext): Promise<unknown>;
+  /** Optional: what the call costs against the capability's budgets, from its arguments and quote. Pure. */
+  costs?(args: A, scopes: Scopes, quote?: unknown): Cost[];
   /**
    * Optional: after a crash, removes what an interrupted run of this call can have left on the
    * host (confined like run); returns a short note for the record.

@@ -2,10 +2,13 @@
 // usage mistakes exit 64, typed VivErrors exit with their own code, anything else 70. Every
 // command of every vivary program goes through here; clipanion's own defaults (errors on stdout,
 // exit 1) never reach the user.
-import { Builtins, Cli, type CommandClass, type BaseContext } from "clipanion";
+import { Builtins, Cli, Option, type CommandClass, type BaseContext } from "clipanion";
 import { Exit, VivError } from "./exit.ts";
 
 export const VERSION = "0.1.0";
+
+/** The --state option, the same in every command that takes it. */
+export const stateOption = () => Option.String("--state", { description: "state directory (default $VIVARY_STATE)" });
 
 /** What an option's value is, for help text: clipanion itself shows `--state #0`. */
 const VALUE_NAMES: Record<string, string> = {

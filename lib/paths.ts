@@ -9,6 +9,8 @@ export const Env = {
   scope: "VIVARY_SCOPE",
   /** The vault's key file, kept apart from the state directory that holds the sealed secrets. */
   vaultKey: "VIVARY_VAULT_KEY",
+  /** How jails are bounded: auto (default), cgroup2, cgroup1 or rlimit (lib/cgroup.ts). */
+  limits: "VIVARY_LIMITS",
 } as const;
 
 export const DEFAULT_POLICY = "/etc/vivary/policy.kdl";
@@ -41,6 +43,8 @@ export function stateLayout(state: string) {
   return {
     root: state,
     audit: join(state, "audit.db"),
+    /** Rotated logs, `audit-FIRST-LAST.db`; the live log's first record names the newest. */
+    archive: join(state, "archive"),
     operatorSocket: join(state, "operator.sock"),
     brokerLock: join(state, "broker.lock"),
     /** The credential vault: sealed secrets, their lock and when each was last used. */
@@ -66,6 +70,9 @@ export const JAIL = {
   modelSocket: "/run/vivary/model.sock",
   modelRelay: "/run/vivary/libexec/viv-model-relay",
   modelPort: 4180,
+  /** The MCP bridge, on PATH as viv-mcp when the agent is granted any capability. */
+  mcp: "/run/vivary/libexec/viv-mcp.mjs",
+  mcpName: "viv-mcp",
   workspace: "/workspace",
   uid: 1000,
   gid: 1000,

@@ -5,8 +5,10 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import { RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
-import { refuseBroadDirectory, refuseBroadUrl, refuseContact, refuseModelPattern, refuseProviderUrl } from "./scope.ts";
+import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
+import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseModelPattern, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
+import { deviceScope } from "./scope.ts";
+import { loadCeiling, settleCurrency } from "./budgets.ts";
 
 export class PolicyError extends Error {
   override name = "PolicyError";
@@ -28,6 +30,31 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   url: refuseBroadUrl,
   contact: refuseContact,
   model: refuseModelPattern,
+  calendar: refuseCalendarName,
+  "attendee-domain": refuseAttendeeDomain,
+  sku: refuseSkuPattern,
+  "max-quantity": refuseQuantityBound,
+  "shipping-address": refuseScopeId,
+};
+
+/** Scope kinds written as one property instead of a value (`attendees max=5`), kept as its value's text. */
+const SCOPE_BOUNDS: Record<string, { prop: string; check: (v: unknown) => string | null }> = {
+  attendees: { prop: "max", check: refuseAttendeeBound },
+};
+
+function loadBoundScope(p: Problems, c: Node, g: Grant, bound: { prop: string; check: (v: unknown) => string | null }) {
+  if (!noChildren(p, c) || !onlyProps(p, c, [bound.prop])) return;
+  const v = c.properties[bound.prop];
+  if (c.values.length || v === undefined) return void p.at(c, `'${c.name}' takes ${bound.prop}= only`);
+  if (g.scopes[c.name]) return void p.at(c, `'${c.name}' is given twice`);
+  const why = bound.check(v);
+  if (why) p.at(c, `${c.name} ${bound.prop}=${String(v)} refused: ${why}`);
+  else g.scopes[c.name] = [String(v)];
+}
+
+/** Scope kinds whose node takes properties: each makes the one scope value of a node, or says why not. */
+const SCOPE_NODES: Record<string, (values: readonly unknown[], props: Readonly<Record<string, unknown>>) => { value: string } | { reason: string }> = {
+  device: deviceScope,
 };
 
 /** A critical capability's approval when its grant names none. */
@@ -120,18 +147,36 @@ function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }
   g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
 }
 
-/** A cumulative budget such as `tokens 200000 per="day"`: at most N units in any window of one period. */
-function loadBudget(p: Problems, c: Node, g: Grant) {
-  if (!noChildren(p, c) || !onlyProps(p, c, ["per"])) return;
-  const count = c.values[0];
+/** The model endpoint's token budget, `tokens max=200000 per="day"`: at most N tokens in any window of one period. */
+function loadTokenBudget(p: Problems, c: Node, g: Grant) {
+  if (!noChildren(p, c) || !onlyProps(p, c, ["max", "per"])) return;
+  const count = c.properties.max;
   const perMs = PER_MS[String(c.properties.per)];
-  if (c.values.length !== 1 || typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1e12) {
-    p.at(c, `'${c.name}' takes one whole number from 1 to 1000000000000`);
+  if (c.values.length !== 0 || typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1e12) {
+    p.at(c, `'${c.name}' takes max= a whole number from 1 to 1000000000000`);
   } else if (!perMs) {
     p.at(c, `'${c.name}' needs per="second", "minute", "hour" or "day"`);
-  } else if (g.budgets?.[c.name]) {
+  } else if (g.tokenBudget) {
     p.at(c, `'${c.name}' is given twice`);
-  } else (g.budgets ??= {})[c.name] = { count, per: c.properties.per as Rate["per"], perMs };
+  } else g.tokenBudget = { count, per: c.properties.per as Rate["per"], perMs };
+}
+
+/**
+ * A scope node that carries properties (`shipping-address "home" name="…" city="…"`): its one
+ * value is its id; its properties, checked against the capability's list, are kept as one JSON
+ * object under the scope key `KIND/ID`, where the capability finds them.
+ */
+function loadScopeProperties(p: Problems, c: Node, props: Readonly<Record<string, boolean>>, g: Grant): boolean {
+  if (c.values.length !== 1 || typeof c.values[0] !== "string") return void p.at(c, `'${c.name}' takes one id and properties`), false;
+  const given: Record<string, string> = {};
+  for (const [k, v] of Object.entries(c.properties)) {
+    if (!(k in props)) return void p.at(c, `unknown property '${k}' on '${c.name}' (expected ${quoted(Object.keys(props))})`), false;
+    if (typeof v !== "string" || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) return void p.at(c, `property '${k}' of '${c.name}' must be a string of 1 to 200 printable characters`), false;
+    given[k] = v;
+  }
+  for (const [k, required] of Object.entries(props)) if (required && !(k in given)) return void p.at(c, `'${c.name}' needs ${k}=`), false;
+  g.scopes[`${c.name}/${c.values[0]}`] = [JSON.stringify(given)];
+  return true;
 }
 
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
@@ -157,8 +202,8 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
       } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
-    } else if (facts.budgets?.includes(c.name)) {
-      loadBudget(p, c, g);
+    } else if (c.name === "tokens" && facts.tokenBudget) {
+      loadTokenBudget(p, c, g);
     } else if (c.name === "approval") {
       loadApproval(p, c, g, optOut);
     } else if (c.name === "credential") {
@@ -171,21 +216,41 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       const why = refuseSecretId(v);
       if (why) p.at(c, `credential '${v}' refused: ${why}`);
       else g.credentials.push(v);
+    } else if (facts.budgets?.has(c.name)) {
+      const ceiling = loadCeiling(c, c.name, facts.budgets.get(c.name)!);
+      if (typeof ceiling === "string") p.at(c, ceiling);
+      else if (g.budgets?.[c.name]) p.at(c, `'${c.name}' is given twice`);
+      else (g.budgets ??= {})[c.name] = ceiling;
+    } else if (facts.scopes.includes(c.name) && SCOPE_NODES[c.name]) {
+      named.add(c.name);
+      if (!noChildren(p, c)) continue;
+      const r = SCOPE_NODES[c.name]!(c.values, c.properties);
+      if ("reason" in r) p.at(c, `${c.name} ${c.values.map((v) => `'${v}'`).join(" ")} refused: ${r.reason}`);
+      else (g.scopes[c.name] ??= []).push(r.value);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
-      if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
+      if (SCOPE_BOUNDS[c.name]) {
+        loadBoundScope(p, c, g, SCOPE_BOUNDS[c.name]!);
+        continue;
+      }
+      const props = facts.scopeProperties?.get(c.name);
+      if (props) {
+        if (!noChildren(p, c) || !loadScopeProperties(p, c, props, g)) continue;
+      } else if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
       const v = c.values[0] as string;
       const why = SCOPE_KINDS[c.name]?.(v);
       if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
+      else if (g.scopes[c.name]?.includes(v)) p.at(c, `${c.name} '${v}' is given twice`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), "rate", ...(facts.budgets ?? []), "approval"]);
+      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), ...(facts.budgets?.keys() ?? []), ...(facts.tokenBudget ? ["tokens"] : []), "rate", "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }
   for (const kind of facts.scopes) {
     if (!named.has(kind)) p.at(n, `grant '${cap}' needs at least one '${kind}'`);
   }
+  for (const why of settleCurrency(g)) p.at(n, why);
   if (facts.risk === "critical") {
     if (optOut.never) p.warn(n, `grant '${cap}' (risk critical) opts out of approval: its calls run without an operator`);
     else g.approval ??= { timeoutMs: DEFAULT_APPROVAL_MS };
@@ -228,9 +293,9 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         break;
       }
       case "limits": {
-        if (!noChildren(p, c) || !onlyProps(p, c, ["memory", "pids", "timeout"])) break;
+        if (!noChildren(p, c) || !onlyProps(p, c, ["memory", "pids", "cpu", "tmp", "timeout"])) break;
         if (c.values.length) {
-          p.at(c, "'limits' takes properties only (memory=, pids=, timeout=)");
+          p.at(c, "'limits' takes properties only (memory=, pids=, cpu=, tmp=, timeout=)");
           break;
         }
         const l: Limits = {};
@@ -244,6 +309,14 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
         }
         if (timeout !== undefined && (l.timeoutMs = duration(timeout) ?? undefined) === undefined)
           p.at(c, `timeout '${timeout}' is not a duration like "30s", "5m" or "1h"`);
+        const { cpu, tmp } = c.properties;
+        if (cpu !== undefined) {
+          if (typeof cpu !== "number" || !(cpu >= CPU_RANGE.min && cpu <= CPU_RANGE.max))
+            p.at(c, `cpu '${cpu}' is not a number of CPUs from ${CPU_RANGE.min} to ${CPU_RANGE.max} (0.5 is half of one CPU)`);
+          else l.cpu = cpu;
+        }
+        if (tmp !== undefined && (l.tmpBytes = size(tmp) ?? undefined) === undefined)
+          p.at(c, `tmp '${tmp}' is not a size like "64M"`);
         a.limits = l;
         break;
       }

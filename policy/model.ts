@@ -26,11 +26,35 @@ export interface Grant {
   /** Vault ids this grant may use (its `credential` nodes); a named provider's is implied when empty. */
   credentials: string[];
   rate?: Rate;
-  /** Cumulative budgets the capability defines (x-vivary-budgets), by node: `tokens` of model-complete. */
-  budgets?: Record<string, Rate>;
+  /** The model endpoint's token budget (`tokens max=N per=…`, x-vivary-token-budget): a sliding window. */
+  tokenBudget?: Rate;
   /** Absent: no approval. A critical capability gets one unless the grant says approval "never". */
   approval?: Approval;
+  /** The ceilings of the capability's own budgets this grant sets, by budget name (e.g. spend). */
+  budgets?: Record<string, Ceiling>;
   where: string;
+}
+
+/**
+ * A budget a capability defines (its schema's x-vivary-budgets): `money` amounts in a currency or
+ * a `count`; `cumulative` ones add up over a rolling window (`spend max="200.00" per="day"`),
+ * the others cap each call alone (`per-order max="50.00"`).
+ */
+export interface BudgetFacts {
+  measure: "money" | "count";
+  cumulative: boolean;
+}
+
+/** A grant's ceiling for one budget: `max` in minor units of `currency` (money) or in calls' units (count). */
+export interface Ceiling {
+  measure: "money" | "count";
+  max: bigint;
+  /** The ceiling as the policy wrote it, for messages. */
+  maxText: string;
+  currency?: string;
+  /** For a cumulative budget: the rolling window. */
+  per?: Rate["per"];
+  perMs?: number;
 }
 
 /** A vault id, as a grant, a provider and `viv secret` name it. */
@@ -53,7 +77,16 @@ export interface Limits {
   memoryBytes?: number;
   pids?: number;
   timeoutMs?: number;
+  /** CPUs the jail may use, as a fraction: 0.5 is half of one CPU (cgroups only). */
+  cpu?: number;
+  /** Size of the jail's /tmp (a tmpfs); JAIL_TMP_BYTES when not given. */
+  tmpBytes?: number;
 }
+
+/** The jail's /tmp when `limits tmp=` does not say: a tmpfs of 64 MiB. */
+export const JAIL_TMP_BYTES = 64 << 20;
+/** The bounds of `limits cpu=`. */
+export const CPU_RANGE = { min: 0.01, max: 1024 } as const;
 
 export interface AgentPolicy {
   name: string;
@@ -98,7 +131,11 @@ export interface CapabilityFacts {
   credential: boolean;
   /** The provider kinds it can act through, by kind name. */
   providerKinds: ReadonlyMap<string, ProviderKindFacts>;
-  /** Cumulative budgets a grant of it may set besides `rate` (x-vivary-budgets), by node name. */
-  budgets?: readonly string[];
+  /** Whether a grant of it may set a token budget (`tokens max=N per=…`, x-vivary-token-budget). */
+  tokenBudget?: boolean;
+  /** The budgets a grant of it may limit (grant nodes named like them), by name. */
+  budgets?: ReadonlyMap<string, BudgetFacts>;
+  /** Scope kinds whose nodes carry properties (name → the properties, required ones first by flag). */
+  scopeProperties?: ReadonlyMap<string, Readonly<Record<string, boolean>>>;
 }
 export type Catalog = ReadonlyMap<string, CapabilityFacts>;

@@ -51,9 +51,10 @@ export type PathMatch =
 /**
  * Matches a requested absolute path against granted directory prefixes, component by component
  * (so `/srv/reports-evil` never matches `/srv/reports`). The longest granted prefix wins. The
- * path must name something below a prefix, not the prefix itself.
+ * path must name something below a prefix, not the prefix itself, unless `allowRoot` (a listing
+ * of the granted directory).
  */
-export function matchPath(requested: string, granted: readonly string[]): PathMatch {
+export function matchPath(requested: string, granted: readonly string[], allowRoot = false): PathMatch {
   const parts = pathComponents(requested);
   if (typeof parts === "string") return { ok: false, reason: `path ${parts}` };
   let best: string[] | null = null;
@@ -61,7 +62,7 @@ export function matchPath(requested: string, granted: readonly string[]): PathMa
   for (const g of granted) {
     const gp = pathComponents(g);
     if (typeof gp === "string") continue;
-    if (parts.length > gp.length && isWithin(parts, gp) && (!best || gp.length > best.length)) {
+    if (parts.length >= gp.length + (allowRoot ? 0 : 1) && isWithin(parts, gp) && (!best || gp.length > best.length)) {
       best = gp;
       bestRoot = g;
     }
@@ -264,4 +265,175 @@ export function refuseModelPattern(v: string): string | null {
 /** Whether a model name matches one of the grant's patterns (`*` matches any run of characters, case matters). */
 export function matchModel(model: string, patterns: readonly string[]): boolean {
   return patterns.some((p) => new RegExp(`^${p.split("*").map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join(".*")}$`).test(model));
+}
+
+// ---------------------------------------------------------------------------------------------
+// calendar, attendees, attendee-domain: what a calendar event may be written to and who it may
+// invite. A calendar is named by its collection's last path segment under the provider's calendar
+// home; attendees are e-mail addresses whose domain (IDNA to punycode, lower case, by the WHATWG
+// URL parser) must be one the grant names exactly, and whose number the grant bounds.
+
+const CALENDAR_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** A `calendar` scope, or a requested calendar: one path segment, no dot segments, no escapes. */
+export function refuseCalendarName(v: string): string | null {
+  return CALENDAR_NAME.test(v) ? null : "is not a calendar collection name (letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit)";
+}
+
+/** Whether a requested calendar is one of the granted ones (compared exactly). */
+export function matchCalendar(requested: string, granted: readonly string[]): string | null {
+  const why = refuseCalendarName(requested);
+  if (why) return `calendar name ${why}`;
+  return granted.includes(requested) ? null : `outside granted calendar${granted.length > 1 ? "s" : ""} ${granted.map((g) => `'${g}'`).join(", ")}`;
+}
+
+/** The most attendees a grant may allow on one event (`attendees max=N`). */
+export const MAX_ATTENDEES = 50;
+
+/** The value of `attendees max=N`: a whole number from 0 to MAX_ATTENDEES. */
+export function refuseAttendeeBound(v: unknown): string | null {
+  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= MAX_ATTENDEES ? null : `max must be a whole number from 0 to ${MAX_ATTENDEES}`;
+}
+
+const LABEL = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** A domain name in canonical form (IDNA to punycode, lower case), or why it is not one. */
+function canonicalDomain(v: string): { ok: true; domain: string } | { ok: false; reason: string } {
+  if (!/^[^\s/?#@:[\]\\%*]{1,253}$/u.test(v)) return { ok: false, reason: "not a domain name" };
+  let host: string;
+  try {
+    host = new URL(`http://${v}/`).hostname;
+  } catch {
+    return { ok: false, reason: "not a domain name" };
+  }
+  const labels = host.split(".");
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l)) || /^[0-9]+$/.test(labels.at(-1)!)) return { ok: false, reason: "not a domain name of at least two labels" };
+  return { ok: true, domain: host };
+}
+
+/** An `attendee-domain` scope: a domain name of at least two labels, matched exactly (no wildcard). */
+export function refuseAttendeeDomain(v: string): string | null {
+  if (v.includes("*")) return "has a wildcard; name each domain exactly";
+  const d = canonicalDomain(v);
+  return d.ok ? null : d.reason;
+}
+
+const LOCAL_PART = /^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*$/;
+
+export type Email = { ok: true; address: string; domain: string } | { ok: false; reason: string };
+
+/**
+ * Parses an attendee's e-mail address: local-part@domain, the local part a dot-atom of at most
+ * 64 characters (no quoted strings, comments or display names), the domain a name of at least
+ * two labels, canonicalized. The address returned has the canonical domain.
+ */
+export function parseEmail(v: string): Email {
+  const at = v.lastIndexOf("@");
+  if (at <= 0 || v.length > 254) return { ok: false, reason: "not an e-mail address (local-part@domain)" };
+  const local = v.slice(0, at);
+  if (local.length > 64 || !LOCAL_PART.test(local)) return { ok: false, reason: "not an e-mail address (local-part@domain)" };
+  const d = canonicalDomain(v.slice(at + 1));
+  if (!d.ok) return { ok: false, reason: `domain ${d.reason}` };
+  return { ok: true, address: `${local}@${d.domain}`, domain: d.domain };
+}
+
+/**
+ * Checks a list of attendees against a grant: each address valid, no address twice, each domain
+ * one of the granted domains (canonical, exact), and no more than the granted bound. Returns the
+ * canonical addresses, or the reason the list is refused (`data` when an address is malformed).
+ */
+export function matchAttendees(requested: readonly string[], domains: readonly string[], bound: readonly string[]): { ok: true; addresses: string[] } | { ok: false; data: boolean; reason: string } {
+  const max = bound.length ? Math.min(...bound.map(Number)) : 0;
+  const granted = new Set(domains.map((d) => canonicalDomain(d)).flatMap((d) => (d.ok ? [d.domain] : [])));
+  const addresses: string[] = [];
+  for (const r of requested) {
+    const e = parseEmail(r);
+    if (!e.ok) return { ok: false, data: true, reason: `attendee '${r}': ${e.reason}` };
+    if (addresses.some((a) => a.toLowerCase() === e.address.toLowerCase())) return { ok: false, data: true, reason: `attendee '${r}' is given twice` };
+    addresses.push(e.address);
+  }
+  if (addresses.length > max) return { ok: false, data: false, reason: `${addresses.length} attendee${addresses.length > 1 ? "s" : ""}: the grant allows at most ${max}` };
+  for (const [i, a] of addresses.entries()) {
+    const domain = a.slice(a.lastIndexOf("@") + 1);
+    if (!granted.has(domain)) return { ok: false, data: false, reason: `'${requested[i]}': domain '${domain}' is not a granted attendee domain` };
+  }
+  return { ok: true, addresses };
+}
+
+// device: home devices, as Home Assistant entity ids, each with the actions allowed on it. The
+// policy node `device "light.kitchen" actions="on off"` becomes one scope value,
+// "light.kitchen on off": the entity id, then the actions, separated by spaces.
+
+/** The actions each supported domain takes; `set` only where a value means something. */
+export const DEVICE_ACTIONS: Readonly<Record<string, readonly string[]>> = {
+  light: ["on", "off", "toggle", "set"],
+  switch: ["on", "off", "toggle"],
+  fan: ["on", "off", "toggle", "set"],
+  climate: ["on", "off", "toggle", "set"],
+};
+
+/** Home Assistant's entity id: DOMAIN.OBJECT, lower-case letters, digits and single underscores. */
+const ENTITY_ID = /^(?!_)(?!.*__)[a-z0-9_]+(?<!_)\.(?!_)[a-z0-9_]+(?<!_)$/;
+
+/** Why an entity id cannot be a device, or null. */
+export function refuseDeviceId(id: string): string | null {
+  if (id.length > 255 || !ENTITY_ID.test(id)) return "not an entity id (domain.object_id: lower-case letters, digits and single underscores)";
+  const domain = id.slice(0, id.indexOf("."));
+  if (!DEVICE_ACTIONS[domain]) return `domain '${domain}' is not supported (${Object.keys(DEVICE_ACTIONS).join(", ")})`;
+  return null;
+}
+
+/**
+ * A `device` node of a grant: one entity id and `actions="…"`, some of on, off, toggle and set
+ * that its domain supports. Returns the scope value, or why the node is refused.
+ */
+export function deviceScope(values: readonly unknown[], props: Readonly<Record<string, unknown>>): { value: string } | { reason: string } {
+  const extra = Object.keys(props).find((k) => k !== "actions");
+  if (extra) return { reason: `unknown property '${extra}' (expected actions=)` };
+  if (values.length !== 1 || typeof values[0] !== "string") return { reason: `takes one entity id and actions="…"` };
+  const id = values[0];
+  const why = refuseDeviceId(id);
+  if (why) return { reason: why };
+  if (typeof props.actions !== "string" || props.actions.trim() === "") return { reason: `needs actions="…", some of ${DEVICE_ACTIONS[id.split(".")[0]!]!.join(" ")}` };
+  const actions = props.actions.trim().split(/\s+/);
+  const allowed = DEVICE_ACTIONS[id.split(".")[0]!]!;
+  const bad = actions.find((a) => !allowed.includes(a));
+  if (bad) return { reason: `action '${bad}' is not one a ${id.split(".")[0]} takes (${allowed.join(" ")})` };
+  return { value: [id, ...new Set(actions)].join(" ") };
+}
+
+/** Whether `action` on `device` is granted by `device` scope values. */
+export function matchDevice(device: string, action: string, granted: readonly string[]): { ok: true } | { ok: false; reason: string } {
+  const why = refuseDeviceId(device);
+  if (why) return { ok: false, reason: why };
+  const grant = granted.map((g) => g.split(" ")).find(([id]) => id === device);
+  if (!grant) return { ok: false, reason: "not a granted device" };
+  if (!grant.slice(1).includes(action)) return { ok: false, reason: `action '${action}' is not granted on it (granted: ${grant.slice(1).join(" ") || "none"})` };
+  return { ok: true };
+}
+
+/** A product's SKU as an agent may name it: letters, digits, dot, dash, underscore. */
+export const SKU = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** A `sku` pattern: a SKU in which `*` stands for any run of SKU characters; never `*` alone. */
+export function refuseSkuPattern(v: string): string | null {
+  if (!/^[A-Za-z0-9._*-]{1,64}$/.test(v)) return "is not a SKU pattern (letters, digits, '.', '_', '-' and '*')";
+  if (!/[A-Za-z0-9._-]/.test(v)) return "grants every product; name the SKUs or a prefix such as BOOK-*";
+  return null;
+}
+
+/** Whether a SKU matches one of the granted patterns, compared case-sensitively as WooCommerce does. */
+export function matchSku(sku: string, patterns: readonly string[]): boolean {
+  if (!SKU.test(sku)) return false;
+  return patterns.some((p) => new RegExp(`^${p.split("*").map((s) => s.replace(/[.]/g, "\\.")).join("[A-Za-z0-9._-]*")}$`).test(sku));
+}
+
+/** `max-quantity "N"`: a whole number from 1 to 1000. */
+export function refuseQuantityBound(v: string): string | null {
+  return /^[1-9][0-9]{0,3}$/.test(v) && Number(v) <= 1000 ? null : "is not a whole number from 1 to 1000";
+}
+
+/** An operator's id for something a grant names (a shipping address): lower case, digits, dashes. */
+export function refuseScopeId(v: string): string | null {
+  return /^[a-z0-9][a-z0-9-]{0,31}$/.test(v) ? null : "must match ^[a-z0-9][a-z0-9-]{0,31}$";
 }

@@ -15,6 +15,8 @@ export interface ProviderKind extends ProviderKindFacts {
   /** The documented API it speaks, for the man page. */
   api: string;
   urlExample: string;
+  /** The provider's name in the man page's examples (default family-sms). */
+  exampleName?: string;
   /** What the vault secret named by `credential` is for this kind. */
   credentialDoc: string;
   /** The provider name the man pages' examples use (default: family-sms). */

@@ -11,7 +11,7 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 const root = join(import.meta.dir, "..");
 
 /** What each scope kind means in a grant. A capability declaring a kind not listed here fails. */
-const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] }> = {
+const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[]; node?: string; props?: string; scopeValue?: string }> = {
   path: {
     arg: "DIR",
     example: "/srv/reports",
@@ -50,6 +50,63 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
       "The policy refuses a pattern that is only * (every model).",
     ],
   },
+  calendar: {
+    arg: "NAME",
+    example: "work",
+    doc: [
+      "A calendar the capability may write to: the name of a collection directly below the provider's calendar home (its url), such as work for https://dav.example.com/alice/work/; repeat it to grant several.",
+      "The name is compared exactly; it is letters, digits, '.', '_' and '-', up to 64, starting with a letter or digit, and anything else is refused when the policy loads.",
+    ],
+  },
+  attendees: {
+    arg: "",
+    example: "5",
+    node: "attendees max=5",
+    doc: [
+      "Written attendees max=N: the most attendees one event may have, a whole number from 0 (no invitations) to 50; given once.",
+      "A call with more distinct attendees is denied with exit status 77.",
+    ],
+  },
+  "attendee-domain": {
+    arg: "DOMAIN",
+    example: "example.com",
+    doc: [
+      "A domain the attendees' e-mail addresses may belong to; repeat it to grant several (with attendees max=0 it still must be named, and invites nobody).",
+      "It and each attendee's domain are compared in canonical form (IDNA to punycode, lower case) and exactly: example.com does not grant sub.example.com. A value that is not a domain name of at least two labels, or that holds a wildcard, is refused when the policy loads.",
+    ],
+  },
+  device: {
+    arg: "ENTITY_ID",
+    example: "light.kitchen",
+    props: 'actions="on off set"',
+    scopeValue: "light.kitchen on off set",
+    doc: [
+      "A home device the capability may act on, as its Home Assistant entity id (domain.object_id), with actions=\"…\": the actions allowed on it, separated by spaces; repeat the node to grant several devices.",
+      "The domain must be light, switch, fan or climate; on, off and toggle are allowed on each, set on lights, fans and climate devices only. A requested device is matched exactly: a renamed entity is a new device that must be granted again.",
+      "An unknown domain, a malformed entity id, a missing actions= or an action the domain does not take is refused when the policy loads.",
+    ],
+  },
+  sku: {
+    arg: "PATTERN",
+    example: "BOOK-*",
+    doc: [
+      "A product SKU the capability may order, in which * stands for any run of SKU characters (letters, digits, dot, dash, underscore); repeat it to grant several.",
+      "SKUs are compared case-sensitively, as the shop stores them. A pattern of * alone is refused when the policy loads.",
+    ],
+  },
+  "max-quantity": {
+    arg: "N",
+    example: "3",
+    doc: ["The largest quantity of one order, a whole number from 1 to 1000; given several times, the smallest holds."],
+  },
+  "shipping-address": {
+    arg: "ID",
+    example: 'home" first-name="Jane" last-name="Doe" address-1="1 Main Street" city="Paris" postcode="75001" country="FR',
+    doc: [
+      "An address orders may be shipped to: its ID (lower case letters, digits and dashes) is what the agent names with --shipping-address-id; the address is the properties of the node, which the agent never supplies.",
+      "Properties: first-name, last-name, address-1, city, postcode and country (required); company, address-2, state and phone (optional). They are sent as the order's shipping address.",
+    ],
+  },
   provider: {
     arg: "NAME",
     example: "family-sms",
@@ -60,17 +117,12 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[] 
   },
 };
 
-/** What each cumulative budget (x-vivary-budgets) means in a grant. */
-const BUDGETS: Record<string, { example: string; doc: string[] }> = {
-  tokens: {
-    example: `200000 per="day"`,
-    doc: [
-      "Optional: at most N model tokens (input and output, as the provider reports them) in any window of one second, minute, hour or day, over this capability and the agent's model endpoint together.",
-      "The ceiling is hard: before a request is forwarded the broker reserves its output bound (max_tokens, max_completion_tokens or max_output_tokens; 4096 is set where the API lets a request omit it) plus its size in bytes, an estimate of its input that no tokenizer's count exceeds; once the reply ends the reservation is replaced by the usage the provider reported.",
-      "A request whose reservation would cross the ceiling is refused with exit status 75 (HTTP 429 through the endpoint) and recorded. Budgets are state: the amounts are in the audit log, and a restarted broker rebuilds the window from it.",
-    ],
-  },
-};
+/** What the model endpoint's token budget (x-vivary-token-budget, `tokens max=N per=UNIT`) means in a grant. */
+const TOKEN_BUDGET_DOC = [
+  "Optional: at most N model tokens (input and output, as the provider reports them) in any window of one second, minute, hour or day, over this capability and the agent's model endpoint together.",
+  "The ceiling is hard: before a request is forwarded the broker reserves its output bound (max_tokens, max_completion_tokens or max_output_tokens; 4096 is set where the API lets a request omit it) plus its size in bytes, an estimate of its input that no tokenizer's count exceeds; once the reply ends the reservation is replaced by the usage the provider reported.",
+  "A request whose reservation would cross the ceiling is refused with exit status 75 (HTTP 429 through the endpoint) and recorded. The token budget is state: the amounts are in the audit log, and a restarted broker rebuilds the window from it.",
+];
 
 /** What each exit code means for one call, keyed like lib/exit.ts. */
 const EXIT_MEANINGS: Record<keyof typeof Exit, string> = {
@@ -145,7 +197,7 @@ export function generate(name: string): string {
   if (!RISKS.includes(risk)) throw new Error(`${name}: x-vivary-risk '${risk}' is not one of ${RISKS.join(", ")}`);
   const scopes = schema["x-vivary-scopes"];
   for (const kind of scopes) if (!SCOPE_KINDS[kind]) throw new Error(`${name}: scope kind '${kind}' has no entry in scripts/gen-man.ts SCOPE_KINDS`);
-  const output = schema["x-vivary-output"] as { type?: string; description?: string; required?: string[]; properties?: Record<string, { type?: string; description?: string }> };
+  const output = schema["x-vivary-output"] as { type?: string; description?: string; required?: string[]; properties?: Record<string, { type?: string | string[]; description?: string }> };
   const n = roff(name);
   const first = schema.description.split(/(?<=\.)\s/)[0]!.replace(/\.$/, "");
   const L: string[] = [];
@@ -184,20 +236,28 @@ export function generate(name: string): string {
   L.push(".SH SCOPE", `A grant of \\fB${n}\\fR in a policy takes these nodes; each scope kind must be named at least once (see`, ".BR vivary\\-policy (5)).");
   for (const kind of scopes) {
     const k = SCOPE_KINDS[kind]!;
-    L.push(".TP", `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
+    L.push(".TP", k.node ? `.B ${roff(k.node)}` : `.BI ${roff(kind)} " ${k.arg}"`, ...k.doc.map(roff));
   }
   L.push(".TP", `.BI rate " N " per= UNIT`, "Optional: at most N calls per second, minute, hour or day for this agent; a call beyond it is denied with exit status 75.");
-  const budgets = schema["x-vivary-budgets"] ?? [];
-  for (const b of budgets) {
-    const doc = BUDGETS[b];
-    if (!doc) throw new Error(`${name}: budget '${b}' has no text in BUDGETS of scripts/gen-man.ts`);
-    L.push(".TP", `.BI ${roff(b)} " N " per= UNIT`, ...doc.doc.map(roff));
+  const budgets = Object.entries(schema["x-vivary-budgets"] ?? {});
+  for (const [b, d] of budgets) {
+    const props = `max= ${d.measure === "money" ? "AMOUNT" : "N"}${d.cumulative ? " per= UNIT" : ""}${d.measure === "money" ? " [currency= CODE]" : ""}`;
+    L.push(".TP", `.BI ${roff(b)} " ${roff(props)}"`, `Optional budget. ${sentences(d.doc)}`);
   }
+  if (budgets.some(([, d]) => d.measure === "money")) {
+    L.push("AMOUNT is a decimal in quotes (\\(dq50.00\\(dq), exact in the currency's minor unit; CODE an ISO 4217 currency, given on at least one of the grant's spending limits and the same on all.");
+    L.push("Budgets are state, not configuration: what was reserved is in the audit log and counts again after a broker restart.");
+  }
+  if (schema["x-vivary-token-budget"]) L.push(".TP", `.BI tokens " max= N per= UNIT"`, ...TOKEN_BUDGET_DOC.map(roff));
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
   const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
-  for (const kind of scopes) L.push(`    ${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : SCOPE_KINDS[kind]!.example)}"`);
+  for (const kind of scopes) {
+    const k = SCOPE_KINDS[kind]!;
+    L.push(`    ${k.node ? roff(k.node) : `${roff(kind)} "${roff(kind === "provider" && exampleProvider ? exampleProvider : k.example)}"${k.props ? ` ${roff(k.props)}` : ""}`}`);
+  }
   L.push(`    rate 30 per="minute"`);
-  for (const b of budgets) L.push(`    ${roff(b)} ${BUDGETS[b]!.example}`);
+  for (const [b, d] of budgets) L.push(`    ${roff(b)} ${roff(d.example)}`);
+  if (schema["x-vivary-token-budget"]) L.push(`    tokens max=200000 per="day"`);
   L.push("}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];
@@ -226,7 +286,7 @@ export function generate(name: string): string {
   if (output.type === "object" && output.properties) {
     L.push(`On success, \\fB${n}\\fR prints one line on standard output: a JSON object with these members.`);
     for (const [key, p] of Object.entries(output.properties)) {
-      L.push(".TP", `.B ${roff(key)}`, `(${roff(p.type ?? "any")}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
+      L.push(".TP", `.B ${roff(key)}`, `(${roff([p.type ?? "any"].flat().join(" or "))}${output.required?.includes(key) ? "" : ", optional"})${p.description ? ` ${sentences(p.description)}` : ""}`);
     }
     if (output.description) L.push(".PP", sentences(output.description));
   } else {
@@ -248,7 +308,7 @@ export function generate(name: string): string {
 
   L.push(".SH ENVIRONMENT", ".TP", ".B VIVARY_SOCKET", "The broker socket the stub connects to, instead of", ".IR /run/vivary/broker.sock .");
   L.push(".TP", ".B VIVARY_SCOPE", `When \\fB${n}\\fR runs as its own program on the host rather than through the broker: its effective scope as JSON, for example`);
-  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
+  L.push(`.BR "{""${roff(scopes[0] ?? "path")}"": [""${roff(SCOPE_KINDS[scopes[0] ?? "path"]?.scopeValue ?? SCOPE_KINDS[scopes[0] ?? "path"]?.example ?? "/srv/reports")}""]}" .`);
   L.push("Without it every call is denied.");
   L.push(".SH FILES", ".TP", ".I /run/vivary/capabilities.json", "In the jail: every capability granted to the agent, with its schema.");
   L.push(".SH SEE ALSO", ".BR viv (1),", ".BR viv\\-log (1),", ".BR vivary\\-policy (5),", ".BR vivary\\-protocol (7),", ".BR viv\\-broker (8)");

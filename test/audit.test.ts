@@ -116,3 +116,81 @@ test("the JSON form decodes the raw frames, and says why when they do not decode
   expect(decodeRaw(Uint8Array.of(0, 0, 0, 1, 0x42))).toEqual({ frames_error: "unknown frame type 0x42" });
   expect(decodeRaw(new Uint8Array(0))).toEqual({ frames: [] });
 });
+
+/** A live log in its own state-like directory, with an archive directory beside it. */
+async function rotatable(records: number) {
+  const home = mkdtempSync(join(dir, "rot-"));
+  const path = join(home, "audit.db");
+  const archive = join(home, "archive");
+  const a = new AuditStore(path, archive);
+  for (let i = 0; i < records; i++) await a.append({ agent: "ag", kind: "call", cap: "fs-file-write", fields: { i } });
+  return { home, path, archive, a };
+}
+
+test("rotate archives the log and the new file's first record continues its chain", async () => {
+  const { path, archive, a } = await rotatable(5);
+  const head = a.head;
+  expect(a.rotate()).toEqual({ archive: join(archive, "audit-1-5.db"), first: 1, last: 5 });
+  expect(await a.append({ agent: "ag", kind: "call" })).toBe(7);
+  a.close();
+  const live = verify(path);
+  expect(live).toMatchObject({ ok: true, first: 6, seq: 7, continues: { archive: "audit-1-5.db", seq: 5, hash: Buffer.from(head.hash).toString("hex") } });
+  expect(verify(join(archive, "audit-1-5.db"))).toMatchObject({ ok: true, first: 1, seq: 5, continues: null });
+  const first = new Database(path).query("SELECT kind, prev FROM records ORDER BY seq LIMIT 1").get() as { kind: string; prev: Uint8Array };
+  expect(first.kind).toBe("rotate");
+  expect(Buffer.from(first.prev)).toEqual(Buffer.from(head.hash));
+});
+
+test("a log whose first records were removed does not pass for a rotated one", async () => {
+  const { path, a } = await rotatable(4);
+  a.close();
+  expect(verify(tamper(path, "DELETE FROM records WHERE seq <= 2"))).toEqual({ ok: false, seq: 1, why: "missing (next is seq 3)" });
+});
+
+test("a rotate record that does not name its own predecessor fails verification", async () => {
+  const { path, a } = await rotatable(3);
+  a.rotate();
+  a.close();
+  const forged = tamper(path, `UPDATE records SET fields = '{"archive":"audit-1-3.db","previous_seq":2,"previous_hash":"00"}' WHERE seq = 4`);
+  expect(verify(forged)).toEqual({ ok: false, seq: 4, why: "rotate record does not name the head it continues" });
+});
+
+test("a rotation cut short after the move continues the newest archive at the next open", async () => {
+  const { path, archive, a } = await rotatable(3);
+  a.rotate();
+  await a.append({ agent: "ag", kind: "call" });
+  a.close();
+  // As if the broker died between moving the log and writing the new file's first record.
+  const { renameSync, mkdirSync } = await import("node:fs");
+  mkdirSync(archive, { recursive: true });
+  renameSync(path, join(archive, "audit-4-5.db"));
+  rmSync(`${path}-wal`, { force: true });
+  rmSync(`${path}-shm`, { force: true });
+  const b = new AuditStore(path, archive);
+  expect(b.head.seq).toBe(6);
+  b.close();
+  expect(verify(path)).toMatchObject({ ok: true, first: 6, seq: 6, continues: { archive: "audit-4-5.db", seq: 5 } });
+});
+
+test("an empty log refuses to rotate", async () => {
+  const { a } = await rotatable(0);
+  expect(() => a.rotate()).toThrow("the log has no records to rotate");
+  a.close();
+});
+
+test("the broker's store folds the WAL into the file from its worker, not inline", async () => {
+  const { statSync } = await import("node:fs");
+  const path = fresh();
+  const a = new AuditStore(path, undefined, { checkpointInWorker: true });
+  const initial = statSync(path).size;
+  // 300 commits pass the worker's request point (256) but stay far below SQLite's inline backstop.
+  for (let i = 0; i < 300; i++) await a.append({ agent: "ag", kind: "call", cap: "fs-file-write", fields: { i } });
+  let grown = false;
+  for (let t = 0; t < 500 && !grown; t++) {
+    grown = statSync(path).size > initial;
+    if (!grown) await Bun.sleep(10);
+  }
+  a.close();
+  expect(grown).toBe(true);
+  expect(verify(path)).toMatchObject({ ok: true, seq: 300 });
+});

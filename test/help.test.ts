@@ -7,7 +7,7 @@ import { withValueNames } from "../lib/cli.ts";
 const BIN = join(import.meta.dir, "..", "dist", "bin");
 const COMMANDS = [
   ["viv", "run"], ["viv", "ps"], ["viv", "kill"], ["viv", "approvals"], ["viv", "approve"], ["viv", "deny"],
-  ["viv", "policy", "check"], ["viv", "caps"], ["viv", "secret", "set"], ["viv", "secret", "list"], ["viv", "secret", "rm"], ["viv-broker"], ["viv-log"], ["viv-log", "verify"], ["viv-log", "checkpoint"],
+  ["viv", "policy", "check"], ["viv", "caps"], ["viv", "selftest"], ["viv", "secret", "set"], ["viv", "secret", "list"], ["viv", "secret", "rm"], ["viv-broker"], ["viv-log"], ["viv-log", "verify"], ["viv-log", "checkpoint"],
 ];
 
 for (const [program, ...path] of COMMANDS) {

@@ -40,7 +40,7 @@ provider "gpt" { kind "openai"; url "${openai.url}"; credential "openai-key"; }
 provider "local" { kind "openai-compatible"; url "${openai.url}"; credential "openai-key"; }
 provider "other" { kind "anthropic"; url "${anthropic.url}"; credential "anthropic-key"; }
 agent "mdl-a" {
-    grant "model-complete" { provider "claude"; provider "gpt"; provider "local"; model "claude-*"; model "gpt-4o*"; model "llama"; tokens ${budget} per="day"; }
+    grant "model-complete" { provider "claude"; provider "gpt"; provider "local"; model "claude-*"; model "gpt-4o*"; model "llama"; tokens max=${budget} per="day"; }
 }
 agent "mdl-none" { grant "fs-file-write" { path "/srv/reports"; } }`,
   }], CATALOG);
@@ -85,7 +85,7 @@ describe("anthropic", () => {
     expect(rs.map((r) => r.kind)).toEqual(["call", "result"]);
     expect(rs[1]!.fields).toMatchObject({ exit: 0, status: 200, input_tokens: FAKE_INPUT_TOKENS, output_tokens: FAKE_OUTPUT_TOKENS, tokens: FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS });
     expect(rs[0]!.fields).toMatchObject({ via: "endpoint", provider: "claude", model: "claude-sonnet-4-5", max_tokens: 100 });
-    expect(env.gw.budgets.used(`mdl-a\0${MODEL_CAP}`, env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.budgets!.tokens!)).toBe(FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS);
+    expect(env.gw.tokens.used(`mdl-a\0${MODEL_CAP}`, env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.tokenBudget!)).toBe(FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS);
   });
 
   test("a stream passes event by event and its usage settles the budget", async () => {
@@ -201,28 +201,28 @@ describe("token budget", () => {
   test("a restarted gateway rebuilds the budget from the log", async () => {
     env = setup(600);
     expect((await env.post("/claude/v1/messages", { model: "claude-x", max_tokens: 100, messages: [{ role: "user", content: "hi" }] })).status).toBe(200);
-    const rate = env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.budgets!.tokens!;
-    const before = env.gw.budgets.used(`mdl-a\0${MODEL_CAP}`, rate);
+    const rate = env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.tokenBudget!;
+    const before = env.gw.tokens.used(`mdl-a\0${MODEL_CAP}`, rate);
     await env.gw.drain();
     const again = env.make();
     again.restore();
     expect(before).toBe(FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS);
-    expect(again.budgets.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(before);
+    expect(again.tokens.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(before);
     const fresh = new ModelGateway({ state: env.state, audit: env.audit, policy: () => env.policy, secrets: () => ({ get: () => new Secret("x", "x"), markUsed() {} }), nextConn: () => 999 });
-    expect(fresh.budgets.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(0); // negative control: without restore() nothing is known
+    expect(fresh.tokens.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(0); // negative control: without restore() nothing is known
   });
 });
 
 test("after a crash, a call with no outcome counts at its reservation; a model-complete call's follows from its arguments", async () => {
   env = setup(10_000);
-  const rate = env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.budgets!.tokens!;
+  const rate = env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.tokenBudget!;
   await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 500, via: "endpoint", reserved: 700 } });
   await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 501, args: { model: "claude-x", prompt: "hello", max_tokens: 100 } } });
   await env.audit.append({ agent: "mdl-a", kind: "call", cap: MODEL_CAP, fields: { conn: 502, args: { model: "claude-x", prompt: "hi", max_tokens: 1000 } } });
   await env.audit.append({ agent: "mdl-a", kind: "result", cap: MODEL_CAP, fields: { conn: 502, exit: 75, tokens: 0 } });
   const again = env.make();
   again.restore();
-  expect(again.budgets.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(700 + 105);
+  expect(again.tokens.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(700 + 105);
 });
 
 test("a stream the client leaves midway is recorded as cut short and spends its whole reservation", async () => {

@@ -106,22 +106,23 @@ describe("policy", () => {
     }
   };
   test("model patterns and a tokens budget load into the grant", () => {
-    const g = load(`model "claude-*"; tokens 200000 per="day";`).agents.get("mdl-p")!.grants.get("model-complete")!;
+    const g = load(`model "claude-*"; tokens max=200000 per="day";`).agents.get("mdl-p")!.grants.get("model-complete")!;
     expect(g.scopes).toEqual({ provider: ["c"], model: ["claude-*"] });
-    expect(g.budgets).toEqual({ tokens: { count: 200000, per: "day", perMs: 86_400_000 } });
+    expect(g.tokenBudget).toEqual({ count: 200000, per: "day", perMs: 86_400_000 });
+    expect(g.budgets).toBeUndefined();
   });
   test.each([
     [`model "*";`, `p.kdl:3: model '*' refused: grants every model; name the models, or a family such as claude-*`],
     [`model "claude 3";`, `p.kdl:3: model 'claude 3' refused: is not a model name pattern (letters, digits, . _ : @ / - and *)`],
-    [`model "claude-*"; tokens 0 per="day";`, `p.kdl:3: 'tokens' takes one whole number from 1 to 1000000000000`],
-    [`model "claude-*"; tokens 10 per="week";`, `p.kdl:3: 'tokens' needs per="second", "minute", "hour" or "day"`],
-    [`model "claude-*"; tokens 10 per="day"; tokens 20 per="day";`, `p.kdl:3: 'tokens' is given twice`],
+    [`model "claude-*"; tokens max=0 per="day";`, `p.kdl:3: 'tokens' takes max= a whole number from 1 to 1000000000000`],
+    [`model "claude-*"; tokens max=10 per="week";`, `p.kdl:3: 'tokens' needs per="second", "minute", "hour" or "day"`],
+    [`model "claude-*"; tokens max=10 per="day"; tokens max=20 per="day";`, `p.kdl:3: 'tokens' is given twice`],
     [``, `p.kdl:3: grant 'model-complete' needs at least one 'model'`],
   ])("%s is refused", (grant, problem) => {
     expect(problems(grant)).toContain(problem);
   });
   test("tokens is a node of model grants only", () => {
-    expect(() => loadPolicyText([{ file: "p.kdl", text: `agent "mdl-q" { grant "fs-file-write" { path "/srv/reports"; tokens 5 per="day"; } }` }], CATALOG)).toThrow("unknown node 'tokens' in grant 'fs-file-write'");
+    expect(() => loadPolicyText([{ file: "p.kdl", text: `agent "mdl-q" { grant "fs-file-write" { path "/srv/reports"; tokens max=5 per="day"; } }` }], CATALOG)).toThrow("unknown node 'tokens' in grant 'fs-file-write'");
   });
   test("model names match patterns whole, case and dots exactly", () => {
     expect(refuseModelPattern("gpt-4o*")).toBeNull();

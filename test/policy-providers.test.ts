@@ -7,6 +7,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { PROVIDER_KINDS } from "../providers/registry.ts";
+
+/** Every provider kind, as the loader lists them in its messages. */
+const KINDS = [...PROVIDER_KINDS.keys()].map((k) => `'${k}'`).join(", ");
 
 const ACCOUNT = "AC0123456789abcdef0123456789abcdef";
 const provider = (body: string, name = "family-sms") => `provider "${name}" {\n${body}\n}\n`;
@@ -53,8 +57,8 @@ test("plain http is allowed to a loopback provider", () => {
 
 describe("refused, with file:line", () => {
   const cases: [string, string[], string][] = [
-    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], "p.kdl:2: unknown provider kind 'twillio' (expected 'twilio', 'anthropic', 'openai', 'openai-compatible')"],
-    ["a provider without a kind", [provider(`    url "https://x.example"`)], "p.kdl:1: provider 'family-sms' needs 'kind' (one of 'twilio', 'anthropic', 'openai', 'openai-compatible')"],
+    ["an unknown provider kind", [provider(TWILIO.replace('"twilio"', '"twillio"'))], `p.kdl:2: unknown provider kind 'twillio' (expected ${KINDS})`],
+    ["a provider without a kind", [provider(`    url "https://x.example"`)], `p.kdl:1: provider 'family-sms' needs 'kind' (one of ${KINDS})`],
     ["an unknown setting", [provider(`${TWILIO}\n    region "us1"`)], "p.kdl:7: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')"],
     ["a missing kind setting", [provider(TWILIO.replace(/\n    from .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'from'"],
     ["a missing credential", [provider(TWILIO.replace(/\n    credential .*/, ""))], "p.kdl:1: provider 'family-sms' needs 'credential'"],
@@ -75,7 +79,7 @@ describe("refused, with file:line", () => {
     ["a contact that is too short", [provider(TWILIO) + grant(`${GRANT}\n        contact "+1555"`)], "p.kdl:12: contact '+1555' refused: not a possible phone number"],
     ["a grant's credential that its provider does not use", [provider(TWILIO) + grant(`${GRANT}\n        credential "other"`)], "p.kdl:9: provider 'family-sms' uses credential 'twilio-main', which grant 'messaging-message-send' does not name"],
     ["a credential on a capability that needs none", [`agent "a" {\n    grant "fs-file-write" {\n        path "/srv/r"\n        credential "x-secret"\n    }\n}`], "p.kdl:4: 'credential' is not used by 'fs-file-write', which needs no secret"],
-    ["an unknown node in a grant lists credential among the expected", [provider(TWILIO) + grant(`${GRANT}\n        path "/srv/x"`)], "p.kdl:12: unknown node 'path' in grant 'messaging-message-send' (expected 'contact', 'provider', 'credential', 'rate', 'approval')"],
+    ["an unknown node in a grant lists credential among the expected", [provider(TWILIO) + grant(`${GRANT}\n        path "/srv/x"`)], "p.kdl:12: unknown node 'path' in grant 'messaging-message-send' (expected 'contact', 'provider', 'credential', 'messages', 'rate', 'approval')"],
   ];
   for (const [name, texts, expected] of cases) {
     test(name, () => expect(problems(...texts)).toContain(expected));
@@ -91,7 +95,7 @@ test("viv policy check exits 78 with file:line for an unknown provider kind or s
     expect(p.exitCode).toBe(78);
     expect(p.stdout.toString()).toBe("");
     expect(p.stderr.toString()).toBe(
-      `viv: ${file}:2: unknown provider kind 'twillio' (expected 'twilio', 'anthropic', 'openai', 'openai-compatible')\n` +
+      `viv: ${file}:2: unknown provider kind 'twillio' (expected ${KINDS})\n` +
       `viv: ${file}:14: unknown setting 'region' for provider kind 'twilio' (expected 'kind', 'url', 'credential', 'account', 'from')\n`,
     );
   } finally {

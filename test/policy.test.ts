@@ -40,6 +40,7 @@ test("a valid policy loads into the grant model", () => {
   const a = p.agents.get("researcher")!;
   expect(a.workspace).toBe("/srv/agents/researcher");
   expect(a.limits).toEqual({ memoryBytes: 512 << 20, pids: 128, timeoutMs: 3_600_000 });
+  expect(load(`agent "c" {\n  limits cpu=0.5 tmp="16M"\n}`).agents.get("c")!.limits).toEqual({ cpu: 0.5, tmpBytes: 16 << 20 });
   const g = a.grants.get("fs-file-write")!;
   expect(g.scopes).toEqual({ path: ["/srv/reports", "/srv/notes/daily"] });
   expect(g.rate).toEqual({ count: 30, per: "minute", perMs: 60_000 });
@@ -62,7 +63,7 @@ describe("refused, with file:line", () => {
     ["an unknown node in an agent", `agent "a" {\n  workspce "/srv/x"\n}`, "p.kdl:2: unknown node 'workspce' in agent 'a' (expected 'workspace', 'backend', 'limits', 'max-risk', 'grant')"],
     ["an unknown capability", `agent "a" {\n  grant "fs-file-wrte" { path "/srv/x"; }\n}`, "p.kdl:2: unknown capability 'fs-file-wrte'"],
     ["an unknown scope node", grant(`path "/srv/r"\n        url "https://x"`), "p.kdl:4: unknown node 'url' in grant 'fs-file-write' (expected 'path', 'rate', 'approval')"],
-    ["an unknown property", `agent "a" {\n  limits memroy="1G"\n}`, "p.kdl:2: unknown property 'memroy' on 'limits' (expected 'memory', 'pids', 'timeout')"],
+    ["an unknown property", `agent "a" {\n  limits memroy="1G"\n}`, "p.kdl:2: unknown property 'memroy' on 'limits' (expected 'memory', 'pids', 'cpu', 'tmp', 'timeout')"],
     ["a grant of the root", grant(`path "/"`), "p.kdl:3: path '/' refused: grants the whole filesystem"],
     ["a top-level directory", grant(`path "/srv"`), "p.kdl:3: path '/srv' refused: is a top-level directory; name a directory at least two levels deep"],
     ["a system tree", grant(`path "/etc/cron.d"`), "p.kdl:3: path '/etc/cron.d' refused: overlaps the system tree '/etc'"],
@@ -80,6 +81,9 @@ describe("refused, with file:line", () => {
     ["a bad backend", `agent "a" {\n  backend "docker"\n}`, `p.kdl:2: backend 'docker' is not "bwrap" or "nspawn"`],
     ["a bad memory size", `agent "a" {\n  limits memory="lots"\n}`, `p.kdl:2: memory 'lots' is not a size like "512M"`],
     ["a bad timeout", `agent "a" {\n  limits timeout="1 hour"\n}`, `p.kdl:2: timeout '1 hour' is not a duration like "30s", "5m" or "1h"`],
+    ["a cpu limit given as text", `agent "a" {\n  limits cpu="50%"\n}`, "p.kdl:2: cpu '50%' is not a number of CPUs from 0.01 to 1024 (0.5 is half of one CPU)"],
+    ["a cpu limit of zero", `agent "a" {\n  limits cpu=0\n}`, "p.kdl:2: cpu '0' is not a number of CPUs from 0.01 to 1024 (0.5 is half of one CPU)"],
+    ["a bad /tmp size", `agent "a" {\n  limits tmp="64MB"\n}`, `p.kdl:2: tmp '64MB' is not a size like "64M"`],
     ["a workspace of a system tree", `agent "a" {\n  workspace "/usr/local/agent"\n}`, "p.kdl:2: workspace '/usr/local/agent' refused: overlaps the system tree '/usr'"],
     ["a repeated workspace", `agent "a" {\n  workspace "/srv/a"\n  workspace "/srv/b"\n}`, "p.kdl:3: 'workspace' is given twice for agent 'a'"],
     ["an agent with arguments of the wrong type", `agent 5`, "p.kdl:1: 'agent' takes one agent name"],

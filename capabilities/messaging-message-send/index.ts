@@ -5,7 +5,7 @@
 import type { Capability, CapabilitySchema } from "../../lib/capability.ts";
 import { Exit, VivError } from "../../lib/exit.ts";
 import { sendTwilioMessage } from "../../providers/twilio.ts";
-import { matchContact } from "../../policy/scope.ts";
+import { matchContact, parsePhone } from "../../policy/scope.ts";
 import schemaJson from "./schema.json";
 import type { MessagingMessageSendInput, MessagingMessageSendResult } from "./types.ts";
 
@@ -23,6 +23,11 @@ export const messagingMessageSend: Capability<MessagingMessageSendInput, Messagi
     return null;
   },
   provider: chosenProvider,
+  /** One message to its recipient, for a grant's `messages max=N per=…`. */
+  costs(args) {
+    const p = parsePhone(args.to);
+    return p.ok ? [{ budget: "messages", key: p.e164, amount: 1n, unit: "" }] : [];
+  },
   async run(args, scopes, context) {
     const m = matchContact(args.to, scopes.contact ?? []);
     if (!m.ok) throw new VivError(Exit.denied, `cannot send to '${args.to}': ${m.reason}`);

@@ -26,8 +26,8 @@ const provider = (over: Partial<{ url: string; from: string }> = {}) => ({
   url: over.url ?? fake.url,
   settings: { account: ACCOUNT, from: over.from ?? "+1 555 010 0001" },
 });
-const send = (body: string, opts: { token?: string; url?: string; to?: string } = {}) =>
-  cap.run({ to: opts.to ?? "+15550100000", body }, scopes, { provider: provider({ url: opts.url }), secret: new Secret(opts.token ?? TOKEN, "twilio-main") });
+const send = async (body: string, opts: { token?: string; url?: string; to?: string } = {}) =>
+  await cap.run({ to: opts.to ?? "+15550100000", body }, scopes, { provider: provider({ url: opts.url }), secret: new Secret(opts.token ?? TOKEN, "twilio-main") });
 
 async function failure(p: Promise<unknown>): Promise<[number, string]> {
   try {

@@ -47,7 +47,7 @@ function access(budget: number) {
   const policy = loadPolicyText([{ file: "p.kdl", text: `
 provider "claude" { kind "anthropic"; url "${anthropic.url}"; credential "k"; }
 provider "local" { kind "openai-compatible"; url "${openai.url}"; credential "k"; }
-agent "mdl-cap" { grant "model-complete" { provider "claude"; provider "local"; model "claude-*"; model "llama"; tokens ${budget} per="hour"; } }` }], CATALOG);
+agent "mdl-cap" { grant "model-complete" { provider "claude"; provider "local"; model "claude-*"; model "llama"; tokens max=${budget} per="hour"; } }` }], CATALOG);
   const gw = new ModelGateway({ state, audit: new AuditStore(stateLayout(state).audit), policy: () => policy, secrets: () => ({ get: (id) => new Secret(KEY, id), markUsed() {} }), nextConn: () => 1 });
   const grant = policy.agents.get("mdl-cap")!.grants.get("model-complete")!;
   const ctx = (name: string) => {

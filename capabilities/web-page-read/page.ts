@@ -182,7 +182,7 @@ function refuseIfBlocked(s: BrowserSession, asked: CanonicalUrl, at: CanonicalUr
   const b = s.blocked().find((d) => d.dest === at.href || d.dest === `${at.host}:${at.port}`);
   const via = at.href === asked.href ? "" : `it went to '${at.href}': `;
   if (b) throw deniedError(`cannot read '${asked.href}': ${via}${b.reason}`);
-  if (s.loadedBytes() > PAGE_LIMITS.loadBytes) throw dataError(`cannot read '${url.href}': the page loads more than ${PAGE_LIMITS.loadBytes} bytes`);
+  if (s.loadedBytes() > PAGE_LIMITS.loadBytes) throw dataError(`cannot read '${asked.href}': the page loads more than ${PAGE_LIMITS.loadBytes} bytes`);
 }
 
 async function waitForSelector(cdp: Cdp, cmd: (m: string, p?: object, s?: string) => Promise<any>, sessionId: string, frameId: string, selector: string, deadline: number) {

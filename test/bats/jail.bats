@@ -286,7 +286,7 @@ except OSError as e:
   # The jail's /tmp is its own.
   [ ! -e "/tmp/vivary-jail-$AGENT" ]
   [ ! -e /usr/vivary-x ] && [ ! -e /etc/vivary-x ] && [ ! -e /vivary-x ]
-  [ "$(ls -A "$STATE/agents/$AGENT/run/bin")" = fs-file-write ]
+  [ "$(ls -A "$STATE/agents/$AGENT/run/bin")" = "$(printf 'fs-file-write\nviv-mcp')" ]
 }
 
 @test "the workspace is writable and its files belong to the agent's uid on the host" {
@@ -298,9 +298,9 @@ except OSError as e:
   [ "$(stat -c '%u:%g' "$WS")" = "$AUID:$AUID" ]
 }
 
-@test "PATH in the jail holds only the granted capabilities" {
+@test "PATH in the jail holds only the granted capabilities and the MCP bridge" {
   run -0 jail ls -A /run/vivary/bin
-  [ "$output" = fs-file-write ]
+  [ "$output" = "$(printf 'fs-file-write\nviv-mcp')" ]
   run -0 jail bash -c '
     for c in viv viv-broker viv-log viv-stub vivary; do command -v "$c" && echo "found $c"; done
     command -v fs-file-write

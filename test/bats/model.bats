@@ -58,7 +58,7 @@ setup() {
   done
   ANTHROPIC_URL=$(head -n 1 "$BATS_TEST_TMPDIR/anthropic.url")
   OPENAI_URL=$(head -n 1 "$BATS_TEST_TMPDIR/openai.url")
-  write_policy 'tokens 1000000 per="day"'
+  write_policy 'tokens max=1000000 per="day"'
   printf '%s\n' "$KEY" | viv secret set anthropic-key
   printf '%s\n' "$KEY" | viv secret set openai-key
   start_broker
@@ -171,7 +171,7 @@ received() {
 
 @test "concurrent requests never overrun the token ceiling, and the SDK reports the refusal without retrying" {
   stop_broker
-  write_policy 'tokens 4000 per="day"'
+  write_policy 'tokens max=4000 per="day"'
   start_broker
   run -0 --separate-stderr sdk anthropic-many 12
   ok=$(jq .ok <<<"$output")
@@ -191,7 +191,7 @@ received() {
 
 @test "a budget spent before a restart stays spent after it" {
   stop_broker
-  write_policy 'tokens 300 per="day"'
+  write_policy 'tokens max=300 per="day"'
   start_broker
   # The first request reserves 200 plus its size and settles at 19; a second needs as much again.
   run -0 --separate-stderr sdk anthropic
