@@ -54,7 +54,7 @@ const modelGrant = (a: AgentPolicy | undefined): Grant | undefined => a?.grants.
 const budgetKey = (agent: string) => `${agent}\0${MODEL_CAP}`;
 
 export class ModelGateway {
-  private servers = new Map<string, Server>();
+  private servers = new Map<string, Server<undefined>>();
   readonly tokens = new TokenBudgets();
   private inFlight = 0;
   private idle: (() => void) | null = null;
@@ -68,7 +68,10 @@ export class ModelGateway {
     const path = stateLayout(this.deps.state).agentModelSocket(agent.name);
     rmSync(path, { force: true });
     const name = agent.name;
-    const server = Bun.serve({ unix: path, idleTimeout: 0, maxRequestBodySize: MODEL_LIMITS.maxRequestBytes, fetch: (req) => this.handle(name, req) });
+    // idleTimeout 0: a streamed reply may be quiet for longer than Bun's default; Bun's types do
+    // not list the option for a Unix socket, which it honours.
+    const options = { unix: path, idleTimeout: 0, maxRequestBodySize: MODEL_LIMITS.maxRequestBytes, fetch: (req: Request) => this.handle(name, req) };
+    const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve<undefined, never>>[0]) as Server<undefined>;
     if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
     chmodSync(path, 0o600);
     this.servers.set(name, server);

@@ -19,7 +19,5 @@ export interface ProviderKind extends ProviderKindFacts {
   exampleName?: string;
   /** What the vault secret named by `credential` is for this kind. */
   credentialDoc: string;
-  /** The provider name the man pages' examples use (default: family-sms). */
-  exampleName?: string;
   settings: Readonly<Record<string, ProviderKindSetting>>;
 }

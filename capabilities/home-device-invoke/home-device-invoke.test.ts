@@ -22,7 +22,7 @@ const scopes = {
 };
 const provider = (url = fake.url) => ({ name: "home", kind: "home-assistant", url, settings: {} });
 type Args = { device_id: string; action: "on" | "off" | "toggle" | "set"; value?: number; provider?: string };
-const invoke = (args: Args, opts: { token?: string; url?: string } = {}) =>
+const invoke = async (args: Args, opts: { token?: string; url?: string } = {}) =>
   cap.run(args, scopes, { provider: provider(opts.url), secret: new Secret(opts.token ?? TOKEN, "ha-main") });
 
 async function failure(p: Promise<unknown>): Promise<[number, string]> {

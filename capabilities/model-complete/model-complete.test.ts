@@ -73,9 +73,11 @@ test("a prompt the budget cannot cover is refused with 75 before anything is sen
   const { grant, ctx } = access(100);
   const before = anthropic.received.length;
   const a = ctx("claude");
-  const err = await modelComplete.run({ model: "claude-x", prompt: "hello", max_tokens: 96 }, grant.scopes, { model: a.model }).catch((e) => e);
+  const err = await Promise.resolve()
+    .then(() => modelComplete.run({ model: "claude-x", prompt: "hello", max_tokens: 96 }, grant.scopes, { model: a.model }))
+    .then(() => null, (e: VivError) => e);
   expect(err).toBeInstanceOf(VivError);
-  expect(err.code).toBe(Exit.temporary);
-  expect(err.message).toBe("token budget of 100 per hour would be exceeded: 0 used or reserved, this request needs 101");
+  expect(err?.code).toBe(Exit.temporary);
+  expect(err?.message).toBe("token budget of 100 per hour would be exceeded: 0 used or reserved, this request needs 101");
   expect(anthropic.received.length).toBe(before);
 });
