@@ -52,7 +52,7 @@ fs_overlap() {
 }
 
 # snapshot DIR...: every entry below DIR with its type, mode, owner, size, inode, links, mtime and
-# link target, then a hash of every regular file.
+# link target, then a hash of every regular file up to 64 MiB.
 snapshot() {
   find "$@" -printf '%p %y %m %U %s %i %n %T@ %l\n' | LC_ALL=C sort
   # Contents up to 64 MiB are hashed; a bigger file (the sparse 10 GiB one) is known by its
