@@ -17,6 +17,7 @@ mkdirSync(bin, { recursive: true });
 mkdirSync(join(dist, "libexec"), { recursive: true });
 
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-stub")} ${join(root, "stub", "viv-stub.c")}`;
+await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-model-relay")} ${join(root, "stub", "viv-model-relay.c")}`;
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-try-syscall")} ${join(root, "images", "try-syscall.c")}`;
 const gen = mkdtempSync(join(tmpdir(), "vivary-seccomp-"));
 try {
@@ -37,4 +38,4 @@ for (const name of ["viv", "viv-broker", "viv-log", ...CAPABILITIES.keys()]) {
   rmSync(join(bin, name), { force: true });
   symlinkSync("vivary", join(bin, name));
 }
-console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-seccomp.bpf, viv-try-syscall, ${mcp}`);
+console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-model-relay, viv-seccomp.bpf, viv-try-syscall, ${mcp}`);

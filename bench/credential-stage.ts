@@ -1,6 +1,8 @@
-// What the credential stage and the scrubber add to one call, measured in-process: resolving a
-// call's provider and secret (open and authenticate the vault file, note the use) and scrubbing a
-// typical result and error line of every spelling of the secret. The vault lives in a temporary
+// What the credential stage, the approval gate and the scrubber add to one call, measured
+// in-process: resolving a call's provider and secret (open and authenticate the vault file, note
+// the use), queueing a call for approval and settling it (the broker's own work; the operator's
+// time is not counted), and scrubbing a typical result and error line of every spelling of the
+// secret. A grant without approval or credential skips those stages: one branch each. The vault lives in a temporary
 // directory on the filesystem of BENCH_TMPDIR (default the system's); nothing is left behind.
 // usage: node_modules/.bin/bun bench/credential-stage.ts   (BENCH_N calls, default 5000)
 import { mkdtempSync, rmSync } from "node:fs";
@@ -12,6 +14,7 @@ import { RateLimiter } from "../broker/rate-limit.ts";
 import { scrubOutput } from "../broker/scrub.ts";
 import { Vault } from "../broker/vault.ts";
 import { CATALOG } from "../capabilities/registry.ts";
+import { ApprovalQueue } from "../broker/approvals.ts";
 import { loadPolicyText } from "../policy/load.ts";
 
 const N = Number(process.env.BENCH_N ?? 5000);
@@ -51,6 +54,11 @@ agent "a" { grant "messaging-message-send" { provider "sms"; contact "+155501000
   measure("credential stage (vault read, decrypt, last-used)", () => {
     const r = resolveCredentials(policy, d, () => new Vault(state, key));
     if (r.type !== "ready") throw new Error(r.refusal.reason);
+  });
+  const queue = new ApprovalQueue();
+  measure("approval gate (digest the request, queue it, settle it)", () => {
+    const { view } = queue.request({ agent: "a", cap: "messaging-message-send", risk: "high", target: "+15550100000", args: d.args, argsDigest: "0".repeat(64), conn: 1 }, { timeoutMs: 60_000 });
+    queue.settle(view.id, { decision: "approve", by: "operator", who: "bench" });
   });
   measure("scrub a result and an error line", () => void scrubOutput(stdout, stderr, TOKEN, [ACCOUNT, "+15550100001"]));
 } finally {

@@ -1,13 +1,14 @@
 // Prepares what an agent's jail sees at /run/vivary: the capability list, one stub per granted
 // capability (a symlink to a private copy of viv-stub, so argv[0] names the capability), the MCP
 // bridge viv-mcp (mcp/viv-mcp.ts) when there is any, and the directory its socket lives in.
-// Also the jail's /etc/passwd and /etc/group. Jails of an earlier broker may be running and
+// The model endpoint's relay (stub/viv-model-relay.c) is placed beside the stub. Also the
+// jail's /etc/passwd and /etc/group. Jails of an earlier broker may be running and
 // reading these files while a new broker starts, so every entry is replaced atomically (written
 // aside, renamed into place) and an unchanged one is left alone: a running jail never sees a stub
 // vanish or lose its run bit.
-import { chmodSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { CAPABILITIES } from "../capabilities/registry.ts";
 import { externalCapability } from "./external-capability.ts";
 import { mcpBridge } from "../lib/install.ts";
@@ -68,6 +69,9 @@ export function prepareAgentDir(state: string, agent: AgentPolicy, stubPath: str
   for (const d of [join(L.agents, agent.name), run, bin, join(run, "libexec")]) chmodSync(d, 0o755);
   for (const d of [run, join(run, "libexec")]) sweepAside(d);
   placeFile(join(run, "libexec", "viv-stub"), readFileSync(stubPath), 0o755);
+  // The model endpoint's relay sits beside the stub (dist/libexec); viv run starts it in a jail with model access.
+  const relay = join(dirname(stubPath), "viv-model-relay");
+  if (existsSync(relay)) placeFile(join(run, "libexec", "viv-model-relay"), readFileSync(relay), 0o755);
   placeFile(join(run, "libexec", "viv-mcp.mjs"), readFileSync(mcpBridge()), 0o755);
   const wanted = new Set(agent.grants.keys());
   for (const cap of wanted) placeSymlink(join(bin, cap), JAIL.stub);

@@ -68,6 +68,7 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
         ok: true,
         killed: broker.killedBy(agent.name) ?? null,
         policy: broker.policyDigest,
+        models: broker.modelEndpoints(agent.name),
         agent: { name: agent.name, uid: agent.uid, workspace: agent.workspace ?? null, backend: agent.backend, limits: agent.limits, caps: capabilityList(agent).capabilities.map((c) => c.name) },
       };
     case "kill":

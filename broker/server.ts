@@ -17,6 +17,7 @@ import { Browsers } from "./browser.ts";
 import { BudgetLedger, longestWindow, preflight } from "./budgets.ts";
 import { resolveCredentials } from "./credentials.ts";
 import { FrameReader } from "./frame-reader.ts";
+import { MODEL_CAP, ModelGateway, modelEndpoints } from "./model-gateway.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
@@ -89,6 +90,8 @@ export class Broker {
   private vault = () => new Vault(this.state, resolveVaultKeyPath());
   /** The agents' browsers, started by the first call that reads a page. */
   readonly browsers: Browsers;
+  /** The agents' model endpoints, and model access for model-complete calls. */
+  readonly models: ModelGateway;
 
   constructor(
     private policy: Policy,
@@ -98,6 +101,7 @@ export class Broker {
   ) {
     this.nextConn = audit.head.seq + 1;
     this.browsers = new Browsers(state);
+    this.models = new ModelGateway({ state, audit, policy: () => this.policy, secrets: this.vault, nextConn: () => this.nextConn++ });
   }
 
   get policyDigest(): string {
@@ -108,12 +112,19 @@ export class Broker {
     return this.policy.agents;
   }
 
+  /** The granted model providers of an agent's endpoint (name and kind), for the jail's environment. */
+  modelEndpoints(agent: string) {
+    const a = this.policy.agents.get(agent);
+    return a ? modelEndpoints(this.policy, a) : [];
+  }
+
   connections(agent: string): number {
     return this.listeners.get(agent)?.conns.size ?? 0;
   }
 
   start() {
     this.restoreBudgets();
+    this.models.restore();
     this.restoreCumulativeBudgets();
     for (const agent of this.policy.agents.values()) this.listen(agent);
   }
@@ -163,13 +174,18 @@ export class Broker {
       this.browsers.stopAgent(name);
       this.revoke(name);
       this.limiter.forget(`${name}\0`);
+      this.models.tokens.forget(`${name}\0`);
       this.budgets.forget(name);
     }
     for (const agent of next.agents.values()) {
       if (this.killed.has(agent.name)) continue;
       if (this.listeners.has(agent.name)) prepareAgentDir(this.state, agent, this.stubPath);
       else this.listen(agent);
+      this.models.listen(agent);
     }
+    // A token budget new to a grant starts from what the log shows, not from nothing.
+    const newBudgets = [...next.agents.values()].filter((a) => a.grants.get(MODEL_CAP)?.tokenBudget && !old.agents.get(a.name)?.grants.get(MODEL_CAP)?.tokenBudget);
+    if (newBudgets.length) this.models.restore(new Set(newBudgets.map((a) => a.name)));
     await this.audit.append({ agent: "-", kind: "broker", fields: { event: "policy-reload", policy: next.digest } });
   }
 
@@ -270,8 +286,9 @@ export class Broker {
       rmSync(stateLayout(this.state).agentSocket(name), { force: true });
       for (const s of busy) l.conns.delete(s);
     }
-    if (this.inFlight === 0) return Promise.resolve();
-    return new Promise((resolve) => (this.drained = resolve));
+    const models = this.models.drain();
+    if (this.inFlight === 0) return models;
+    return Promise.all([models, new Promise<void>((resolve) => (this.drained = resolve))]).then(() => {});
   }
 
   /** After a drain: closes what is left, connections of calls cut short included. */
@@ -307,10 +324,12 @@ export class Broker {
     if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
     chmodSync(path, 0o600);
     this.listeners.set(name, { listener, conns });
+    this.models.listen(agent);
   }
 
   /** Closes an agent's socket and connections; its directory goes too once it left the policy. */
   private revoke(name: string, removeDir = true) {
+    this.models.stop(name);
     const l = this.listeners.get(name);
     if (!l) return;
     l.listener.stop(true);
@@ -542,7 +561,10 @@ export class Broker {
     let released = false;
     // Only a capability that reads URLs is lent the agent's browser; no other call touches it.
     const lease = capability.schema["x-vivary-scopes"].includes("url") ? this.browsers.lease(agent.name, agent.uid, scopes.url ?? []) : null;
-    const context: CallContext = lease ? { ...credential, browser: lease.open } : credential;
+    const context: CallContext = lease ? { ...credential, browser: lease.open } : { ...credential };
+    // model-complete borrows the model access of the agent's endpoint: the same grant and token budget.
+    const model = cap === MODEL_CAP && agent.grants.get(cap) ? this.models.access(agent.name, agent.grants.get(cap)!, credential) : null;
+    if (model) context.model = model.model;
     let blocked: string[] = [];
     try {
       stdout = renderResult(capability, await capability.run(args, scopes, context), args);
@@ -566,6 +588,7 @@ export class Broker {
       ...(scrubbed ? { scrubbed: scrubbed.count } : {}),
     };
     if (blocked.length) fields.blocked = blocked;
+    if (model) Object.assign(fields, model.fields);
     if (released) fields.released = budgetId;
     await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
     return reply;

@@ -6,6 +6,7 @@ import { PROVIDER_KINDS } from "../providers/registry.ts";
 import { fsFileWrite } from "./fs-file-write/index.ts";
 import { webPageRead } from "./web-page-read/index.ts";
 import { messagingMessageSend } from "./messaging-message-send/index.ts";
+import { modelComplete } from "./model-complete/index.ts";
 import { calendarEventCreate } from "./calendar-event-create/index.ts";
 import { fsFileRead } from "./fs-file-read/index.ts";
 import { fsDirList } from "./fs-dir-list/index.ts";
@@ -16,6 +17,7 @@ export const CAPABILITIES: ReadonlyMap<string, Capability<any, unknown>> = new M
   ["fs-file-write", fsFileWrite],
   ["web-page-read", webPageRead],
   ["messaging-message-send", messagingMessageSend],
+  ["model-complete", modelComplete],
   ["calendar-event-create", calendarEventCreate],
   ["fs-file-read", fsFileRead],
   ["fs-dir-list", fsDirList],
@@ -39,6 +41,7 @@ export const CATALOG: Catalog = new Map(
     credential: c.schema["x-vivary-credential"] !== null,
     providerKinds: kindsOf(name, c.schema["x-vivary-providers"]),
     budgets: new Map(Object.entries(c.schema["x-vivary-budgets"] ?? {}).map(([k, b]) => [k, { measure: b.measure, cumulative: b.cumulative }])),
+    tokenBudget: c.schema["x-vivary-token-budget"] === true,
     scopeProperties: new Map(Object.entries(c.schema["x-vivary-scope-properties"] ?? {}).map(([k, props]) => [k, Object.fromEntries(Object.entries(props).map(([p, d]) => [p, d.required]))])),
   }]),
 );

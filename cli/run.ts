@@ -10,6 +10,7 @@ import { spawnJail } from "../broker/jail-bwrap.ts";
 import { enterArgv, finishGroup, killGroup, prepareLimits, type LimitEvents } from "../lib/cgroup.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
+import { modelCommand, modelEnvironment } from "../lib/model-env.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
 import { Env, stateLayout } from "../lib/paths.ts";
 import { CATALOG } from "../capabilities/registry.ts";
@@ -214,13 +215,14 @@ export async function runAgent(o: RunOptions): Promise<number> {
     const hostUid = process.getuid?.() === 0 ? agent.uid : null;
     if (agent.workspace) prepareWorkspace(agent.workspace, hostUid);
 
+    const models = (r.models ?? []) as { name: string; kind: string }[];
     // The jail's own control group (lib/cgroup.ts), named after the agent and this run.
     const limits = prepareLimits(`${agent.name}-${process.pid}`, agent.limits, process.env[Env.limits] ?? "auto");
     const group = limits.group;
     let jail: ReturnType<typeof spawnJail>;
     try {
       jail = spawnJail(
-        { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: o.command, env: {} },
+        { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: modelCommand(models, o.command), env: modelEnvironment(models) },
         agent.limits.timeoutMs,
       );
     } catch (e) {

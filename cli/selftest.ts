@@ -127,7 +127,7 @@ export async function selftest(backend: string, out: (line: string) => void): Pr
   const [a, b] = [`${tag}-a`, `${tag}-b`];
   const tmp = mkdtempSync(join(tmpdir(), "viv-selftest-"));
   let broker: Bun.Subprocess | null = null;
-  let listener: ReturnType<typeof Bun.listen> | null = null;
+  let listener: Bun.TCPSocketListener<undefined> | null = null;
   try {
     Bun.spawnSync(["chmod", "0711", tmp]); // the agent's uid must reach what its jail binds
     const state = join(tmp, "state");
@@ -149,8 +149,9 @@ export async function selftest(backend: string, out: (line: string) => void): Pr
     if (root) for (const p of [ws, join(ws, "out"), join(ws, "viv-try-syscall")]) chownSync(p, uid, uid);
 
     let hits = 0;
-    listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => (hits++, s.end()), data() {} } });
-    const args = [String(listener.port), state, join(L.agentRun(b), "broker.sock"), outside, ws];
+    const tcp = Bun.listen<undefined>({ hostname: "127.0.0.1", port: 0, socket: { open: (s) => void (hits++, s.end()), data() {} } });
+    listener = tcp;
+    const args = [String(tcp.port), state, join(L.agentRun(b), "broker.sock"), outside, ws];
     const command = ["sh", "-c", JAIL_SCRIPT, "selftest", ...args];
     let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
     if (weaken === "seccomp") {

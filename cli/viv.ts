@@ -134,13 +134,13 @@ class PolicyCheckCommand extends Command {
     description: "validate a policy; exits 0 when valid, 78 with file:line errors when not",
     examples: [["Check the example policy", "$0 policy check policy/examples/demo.kdl"]],
   });
-  path = Option.String({ name: "path" });
+  policyPath = Option.String({ name: "path" });
 
   async execute() {
     try {
-      const p = loadPolicy(this.path, CATALOG);
+      const p = loadPolicy(this.policyPath, CATALOG);
       for (const w of p.warnings) this.context.stderr.write(`viv: warning: ${w}\n`);
-      this.context.stdout.write(`${this.path}: ok: ${p.agents.size} agent${p.agents.size === 1 ? "" : "s"}, policy ${p.digest.slice(0, 12)}\n`);
+      this.context.stdout.write(`${this.policyPath}: ok: ${p.agents.size} agent${p.agents.size === 1 ? "" : "s"}, policy ${p.digest.slice(0, 12)}\n`);
       return Exit.ok;
     } catch (e) {
       if (!(e instanceof PolicyError)) throw e;

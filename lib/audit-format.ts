@@ -124,7 +124,8 @@ export function formatJson(r: AuditRecord): string {
     cap: r.cap,
     ...JSON.parse(r.fields),
     raw: Buffer.from(r.raw).toString("base64"),
-    ...decodeRaw(r.raw),
+    // A model endpoint's record holds HTTP bodies (request, reply, refusal), not frames.
+    ...(JSON.parse(r.fields).via === "endpoint" ? { body: bytesForJson(r.raw) } : decodeRaw(r.raw)),
     hash: toHex(r.hash),
   });
 }

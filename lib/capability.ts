@@ -2,6 +2,7 @@
 // parsed against its JSON Schema. Shared by the broker (which parses what an agent sent) and by
 // each capability's own executable; it has no I/O.
 import type { BrowserOpener } from "./browser.ts";
+import type { ModelAccess } from "./model.ts";
 import { usageError, VivError } from "./exit.ts";
 import type { Secret } from "./secret.ts";
 
@@ -34,6 +35,8 @@ export interface CapabilitySchema {
   "x-vivary-credential": string | null;
   /** The provider kinds a capability that acts through a service can use (providers/registry.ts). */
   "x-vivary-providers"?: string[];
+  /** Whether a grant may set a token budget for the model endpoint (`tokens max=N per=…`). */
+  "x-vivary-token-budget"?: boolean;
   "x-vivary-output": Record<string, unknown>;
   /** The budgets a grant may limit (grant nodes of these names), with what each measures. */
   "x-vivary-budgets"?: Record<string, { measure: "money" | "count"; cumulative: boolean; doc: string; example: string }>;
@@ -65,6 +68,8 @@ export interface CallContext {
   provider?: ProviderConfig;
   secret?: Secret;
   browser?: BrowserOpener;
+  /** For model-complete: a completion under the grant's models and token budget. */
+  model?: ModelAccess;
   /** What the capability's quote() found before the call was approved (the price it will pay). */
   quote?: unknown;
 }

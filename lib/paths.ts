@@ -55,6 +55,8 @@ export function stateLayout(state: string) {
     /** Mounted read-only at JAIL.runDir: the agent's socket, its capability list, its stubs. */
     agentRun: (agent: string) => join(state, "agents", agent, "run"),
     agentSocket: (agent: string) => join(state, "agents", agent, "run", "broker.sock"),
+    /** The agent's model endpoint (HTTP over this socket), when a grant gives it model access. */
+    agentModelSocket: (agent: string) => join(state, "agents", agent, "run", "model.sock"),
     agentEtc: (agent: string) => join(state, "agents", agent, "etc"),
   };
 }
@@ -66,6 +68,10 @@ export const JAIL = {
   capabilities: "/run/vivary/capabilities.json",
   binDir: "/run/vivary/bin",
   stub: "/run/vivary/libexec/viv-stub",
+  /** The model endpoint's socket, and the relay that serves it on the jail's loopback at modelPort. */
+  modelSocket: "/run/vivary/model.sock",
+  modelRelay: "/run/vivary/libexec/viv-model-relay",
+  modelPort: 4180,
   /** The MCP bridge, on PATH as viv-mcp when the agent is granted any capability. */
   mcp: "/run/vivary/libexec/viv-mcp.mjs",
   mcpName: "viv-mcp",

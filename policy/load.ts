@@ -6,7 +6,7 @@ import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
 import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type ExternalCapability, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
-import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
+import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseModelPattern, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
 import { deviceScope } from "./scope.ts";
 import { loadCeiling, settleCurrency } from "./budgets.ts";
 import { catalogEntry, loadExternal } from "./external.ts";
@@ -30,6 +30,7 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   path: refuseBroadDirectory,
   url: refuseBroadUrl,
   contact: refuseContact,
+  model: refuseModelPattern,
   calendar: refuseCalendarName,
   "attendee-domain": refuseAttendeeDomain,
   sku: refuseSkuPattern,
@@ -147,6 +148,20 @@ function loadApproval(p: Problems, c: Node, g: Grant, optOut: { never: boolean }
   g.approval = via === undefined ? { timeoutMs: ms } : { timeoutMs: ms, via };
 }
 
+/** The model endpoint's token budget, `tokens max=200000 per="day"`: at most N tokens in any window of one period. */
+function loadTokenBudget(p: Problems, c: Node, g: Grant) {
+  if (!noChildren(p, c) || !onlyProps(p, c, ["max", "per"])) return;
+  const count = c.properties.max;
+  const perMs = PER_MS[String(c.properties.per)];
+  if (c.values.length !== 0 || typeof count !== "number" || !Number.isInteger(count) || count < 1 || count > 1e12) {
+    p.at(c, `'${c.name}' takes max= a whole number from 1 to 1000000000000`);
+  } else if (!perMs) {
+    p.at(c, `'${c.name}' needs per="second", "minute", "hour" or "day"`);
+  } else if (g.tokenBudget) {
+    p.at(c, `'${c.name}' is given twice`);
+  } else g.tokenBudget = { count, per: c.properties.per as Rate["per"], perMs };
+}
+
 /**
  * A scope node that carries properties (`shipping-address "home" name="…" city="…"`): its one
  * value is its id; its properties, checked against the capability's list, are kept as one JSON
@@ -188,6 +203,8 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       } else if (g.rate) {
         p.at(c, "'rate' is given twice");
       } else g.rate = { count, per: c.properties.per as Rate["per"], perMs } satisfies Rate;
+    } else if (c.name === "tokens" && facts.tokenBudget) {
+      loadTokenBudget(p, c, g);
     } else if (c.name === "approval") {
       loadApproval(p, c, g, optOut);
     } else if (c.name === "credential") {
@@ -227,7 +244,7 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       else if (g.scopes[c.name]?.includes(v)) p.at(c, `${c.name} '${v}' is given twice`);
       else (g.scopes[c.name] ??= []).push(v);
     } else {
-      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), ...(facts.budgets?.keys() ?? []), "rate", "approval"]);
+      const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), ...(facts.budgets?.keys() ?? []), ...(facts.tokenBudget ? ["tokens"] : []), "rate", "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);
     }
   }

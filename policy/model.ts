@@ -26,6 +26,8 @@ export interface Grant {
   /** Vault ids this grant may use (its `credential` nodes); a named provider's is implied when empty. */
   credentials: string[];
   rate?: Rate;
+  /** The model endpoint's token budget (`tokens max=N per=…`, x-vivary-token-budget): a sliding window. */
+  tokenBudget?: Rate;
   /** Absent: no approval. A critical capability gets one unless the grant says approval "never". */
   approval?: Approval;
   /** The ceilings of the capability's own budgets this grant sets, by budget name (e.g. spend). */
@@ -150,6 +152,8 @@ export interface CapabilityFacts {
   credential: boolean;
   /** The provider kinds it can act through, by kind name. */
   providerKinds: ReadonlyMap<string, ProviderKindFacts>;
+  /** Whether a grant of it may set a token budget (`tokens max=N per=…`, x-vivary-token-budget). */
+  tokenBudget?: boolean;
   /** The budgets a grant of it may limit (grant nodes named like them), by name. */
   budgets?: ReadonlyMap<string, BudgetFacts>;
   /** Scope kinds whose nodes carry properties (name → the properties, required ones first by flag). */

@@ -253,6 +253,20 @@ export function refuseProviderUrl(v: string): string | null {
   return null;
 }
 
+/** A model name pattern of a grant: a model name in which `*` stands for any run of characters. */
+const MODEL_PATTERN = /^[A-Za-z0-9._:@\/*-]{1,128}$/;
+
+export function refuseModelPattern(v: string): string | null {
+  if (!MODEL_PATTERN.test(v)) return "is not a model name pattern (letters, digits, . _ : @ / - and *)";
+  if (/^\**$/.test(v)) return "grants every model; name the models, or a family such as claude-*";
+  return null;
+}
+
+/** Whether a model name matches one of the grant's patterns (`*` matches any run of characters, case matters). */
+export function matchModel(model: string, patterns: readonly string[]): boolean {
+  return patterns.some((p) => new RegExp(`^${p.split("*").map((s) => s.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")).join(".*")}$`).test(model));
+}
+
 // ---------------------------------------------------------------------------------------------
 // calendar, attendees, attendee-domain: what a calendar event may be written to and who it may
 // invite. A calendar is named by its collection's last path segment under the provider's calendar

@@ -1,37 +1,126 @@
 #!/usr/bin/env bash
 # vivary's main job, end to end: an agent in a bubblewrap jail uses its capabilities under the
-# example policy; allowed writes land, a denied path and a symlink escape are refused, a page
-# served on loopback is read while a redirect from it to another address is refused, and the
-# audit log shows all of it.
+# example policy. Allowed writes land and are read back, a page served on loopback is read, an
+# event is added to a real Radicale, a light is switched on a loopback Home Assistant, an order on
+# a loopback WooCommerce waits until this script approves it as the operator, while a denied path,
+# a symlink escape, a redirect off the grant, a foreign attendee, an ungranted device and an
+# ungranted contact are refused; then the audit log shows all of it. Every provider runs on this
+# machine's loopback, its secret in the vault: no account anywhere is needed.
 set -euo pipefail
 # Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
 if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 cd "$(dirname "$0")/.."
-./scripts/setup.sh
+# The test suite runs the demo on an already built checkout (test/bats/demo.bats).
+[ "${VIVARY_DEMO_SKIP_SETUP:-0}" = 1 ] || ./scripts/setup.sh
 export PATH="$PWD/dist/bin:$PATH"
+bun=$PWD/node_modules/.bin/bun
 
 state=$(mktemp -d /tmp/vivary-demo-state.XXXXXX)
 chmod 711 "$state"
-site=$state/site
-mkdir "$site"
-python3 capabilities/web-page-read/fixture-server.py "$site" 127.0.0.1 &
-site_pid=$!
-trap 'kill "$site_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 500); do [ -s "$site/port" ] && break; sleep 0.01; done
-port=$(cat "$site/port")
-# The example policy grants the site at port 8080; the demo's site listens where it could.
+# The vault's key lives apart from the state directory, as in production.
+keys=$(mktemp -d /tmp/vivary-demo-keys.XXXXXX)
+export VIVARY_VAULT_KEY=$keys/vault.key
+run=$(mktemp -d /tmp/vivary-demo-providers.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$run" "$keys"
+}
+trap cleanup EXIT
+
+# wait_file FILE: until FILE is not empty, for at most 10 s.
+wait_file() {
+  for _ in $(seq 1 1000); do [ -s "$1" ] && return 0; sleep 0.01; done
+  echo "demo: gave up waiting for $1" >&2
+  return 1
+}
+secret() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+
+# The site web-page-read may read.
+mkdir "$run/site"
+python3 capabilities/web-page-read/fixture-server.py "$run/site" 127.0.0.1 &
+pids+=($!)
+wait_file "$run/site/port"
+site_port=$(cat "$run/site/port")
+
+# A real Radicale with one user, "demo", and a calendar "work".
+cal_password=$(secret)
+printf '%s\n' "$cal_password" | htpasswd -c -i -m "$run/users" demo 2>/dev/null
+printf 'machine 127.0.0.1 login demo password %s\n' "$cal_password" >"$run/netrc"
+cat >"$run/radicale.conf" <<CONF
+[server]
+hosts = 127.0.0.1:0
+[auth]
+type = htpasswd
+htpasswd_filename = $run/users
+htpasswd_encryption = md5
+[storage]
+filesystem_folder = $run/collections
+[rights]
+type = owner_only
+[logging]
+level = info
+CONF
+/usr/bin/radicale --config "$run/radicale.conf" 2>"$run/radicale.log" &
+pids+=($!)
+for _ in $(seq 1 1000); do grep -q "Listening on" "$run/radicale.log" && break; sleep 0.01; done
+cal_port=$(sed -n "s/.*Listening on '\[\{0,1\}127\.0\.0\.1\]\{0,1\}:\([0-9]*\)'.*/\1/p" "$run/radicale.log" | head -n 1)
+curl -sS --netrc-file "$run/netrc" -o /dev/null -X MKCALENDAR "http://127.0.0.1:$cal_port/demo/work/"
+
+# Home Assistant's and WooCommerce's REST APIs, as loopback servers that check the credential.
+ha_token=$(secret)
+printf '%s' "$ha_token" >"$run/ha-token"
+"$bun" test/fake-home-assistant.ts --token-file "$run/ha-token" >"$run/ha.url" &
+pids+=($!)
+shop_secret="cs_$(secret)"
+printf '%s' "$shop_secret" >"$run/shop-secret"
+"$bun" test/fake-woocommerce.ts --key ck_0123456789abcdef0123456789abcdef01234567 --secret-file "$run/shop-secret" >"$run/shop.url" &
+pids+=($!)
+wait_file "$run/ha.url"
+wait_file "$run/shop.url"
+
+echo "== viv secret set: the providers' secrets go into the vault (the policy only names them)"
+printf '%s\n' "$cal_password" | viv secret set --state "$state" caldav-demo
+printf '%s\n' "$ha_token" | viv secret set --state "$state" ha-demo
+printf '%s\n' "$shop_secret" | viv secret set --state "$state" shop-demo
+printf '%s\n' "$(secret)" | viv secret set --state "$state" sms-demo
+viv secret list --state "$state"
+
+# The example policy names ports 8080 to 8083; the demo's servers listen where they could.
 policy=$state/demo.kdl
-sed "s/127.0.0.1:8080/127.0.0.1:$port/" policy/examples/demo.kdl >"$policy"
+sed -e "s|127.0.0.1:8080|127.0.0.1:$site_port|" -e "s|127.0.0.1:8081|127.0.0.1:$cal_port|" \
+  -e "s|http://127.0.0.1:8082|$(head -n 1 "$run/ha.url")|" -e "s|http://127.0.0.1:8083|$(head -n 1 "$run/shop.url")|" \
+  policy/examples/demo.kdl >"$policy"
 mkdir -p /srv/vivary-demo/reports
 rm -rf /srv/vivary-demo/workspace
 
 echo "== viv policy check $policy"
 viv policy check "$policy"
+
+# The operator: approves the first order that waits, after showing what the broker asks.
+(
+  for _ in $(seq 1 1200); do
+    line=$(viv approvals --state "$state" 2>/dev/null | head -n 1) || true
+    if [ -n "$line" ]; then
+      echo "== operator: viv approvals"
+      echo "$line"
+      id=${line#id=}
+      id=${id%% *}
+      echo "== operator: viv approve $id"
+      viv approve --state "$state" "$id"
+      exit 0
+    fi
+    sleep 0.1
+  done
+) &
+pids+=($!)
+
 echo "== viv run --agent scribe -- bash policy/examples/demo-agent.sh"
 status=0
-viv run --agent scribe --policy "$policy" --state "$state" -- bash -c "$(cat policy/examples/demo-agent.sh)" demo-agent "http://127.0.0.1:$port" || status=$?
+viv run --agent scribe --policy "$policy" --state "$state" -- bash -c "$(cat policy/examples/demo-agent.sh)" demo-agent "http://127.0.0.1:$site_port" || status=$?
 echo "== the agent exited $status; the host now holds:"
 find /srv/vivary-demo/reports -type f -printf '%p (%s bytes)\n' | sort
+echo "== the calendar 'work' on Radicale holds $(curl -sS --netrc-file "$run/netrc" -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$cal_port/demo/work/" | grep -o '\.ics</' | wc -l) event(s)"
 echo "== viv-log --state $state"
 viv-log --state "$state"
 echo "== viv-log verify"

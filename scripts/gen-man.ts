@@ -41,6 +41,15 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[];
       "A value that is not a possible phone number is refused when the policy loads.",
     ],
   },
+  model: {
+    arg: "PATTERN",
+    example: "claude-*",
+    doc: [
+      "A model the agent may ask, by the name the provider gives it; a * stands for any run of characters (claude-* matches claude-sonnet-4-5); repeat it to grant several.",
+      "A request for any other model is refused with exit status 77, or through the model endpoint with the API's own permission error (HTTP 403).",
+      "The policy refuses a pattern that is only * (every model).",
+    ],
+  },
   calendar: {
     arg: "NAME",
     example: "work",
@@ -107,6 +116,13 @@ const SCOPE_KINDS: Record<string, { arg: string; example: string; doc: string[];
     ],
   },
 };
+
+/** What the model endpoint's token budget (x-vivary-token-budget, `tokens max=N per=UNIT`) means in a grant. */
+const TOKEN_BUDGET_DOC = [
+  "Optional: at most N model tokens (input and output, as the provider reports them) in any window of one second, minute, hour or day, over this capability and the agent's model endpoint together.",
+  "The ceiling is hard: before a request is forwarded the broker reserves its output bound (max_tokens, max_completion_tokens or max_output_tokens; 4096 is set where the API lets a request omit it) plus its size in bytes, an estimate of its input that no tokenizer's count exceeds; once the reply ends the reservation is replaced by the usage the provider reported.",
+  "A request whose reservation would cross the ceiling is refused with exit status 75 (HTTP 429 through the endpoint) and recorded. The token budget is state: the amounts are in the audit log, and a restarted broker rebuilds the window from it.",
+];
 
 /** What each exit code means for one call, keyed like lib/exit.ts. */
 const EXIT_MEANINGS: Record<keyof typeof Exit, string> = {
@@ -232,6 +248,7 @@ export function generate(name: string): string {
     L.push("AMOUNT is a decimal in quotes (\\(dq50.00\\(dq), exact in the currency's minor unit; CODE an ISO 4217 currency, given on at least one of the grant's spending limits and the same on all.");
     L.push("Budgets are state, not configuration: what was reserved is in the audit log and counts again after a broker restart.");
   }
+  if (schema["x-vivary-token-budget"]) L.push(".TP", `.BI tokens " max= N per= UNIT"`, ...TOKEN_BUDGET_DOC.map(roff));
   L.push(".PP", "For example:", ".PP", ".in +4n", ".EX", `grant "${n}" {`);
   const exampleProvider = PROVIDER_KINDS.get(schema["x-vivary-providers"]?.[0] ?? "")?.exampleName;
   for (const kind of scopes) {
@@ -240,6 +257,7 @@ export function generate(name: string): string {
   }
   L.push(`    rate 30 per="minute"`);
   for (const [b, d] of budgets) L.push(`    ${roff(b)} ${roff(d.example)}`);
+  if (schema["x-vivary-token-budget"]) L.push(`    tokens max=200000 per="day"`);
   L.push("}", ".EE", ".in");
 
   const kinds = schema["x-vivary-providers"] ?? [];

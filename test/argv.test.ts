@@ -2,7 +2,7 @@
 // schema and a small schema with every option type.
 import { describe, expect, test } from "bun:test";
 import { fsFileWrite } from "../capabilities/fs-file-write/index.ts";
-import { parseArgv, type CapabilitySchema } from "../lib/capability.ts";
+import { parseArgv, type Args, type CapabilitySchema } from "../lib/capability.ts";
 import { VivError } from "../lib/exit.ts";
 
 const fs = fsFileWrite.schema;
@@ -32,7 +32,7 @@ describe("accepted", () => {
   ];
   for (const [what, schema, argv, args] of cases) {
     test(what, () => {
-      expect(parseArgv(schema, argv)).toEqual({ help: false, args });
+      expect(parseArgv(schema, argv)).toEqual({ help: false, args: args as Args });
     });
   }
 });

@@ -4,7 +4,8 @@
 //
 //   node raw-client.mjs SOCKET STEP...
 //   STEP: hello | call:JSON-ARRAY (cap then args) | hex:BYTES | slowhex:BYTES:MS | len:N (a length
-//         prefix alone) | wait:MS | read (print frames until the broker closes)
+//         prefix alone) | wait:MS | read (print frames until the broker closes, or until a
+//         result: the broker keeps a connection open for the next call)
 // Prints one JSON line per frame received, then "closed".
 import net from "node:net";
 
@@ -56,6 +57,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const s = net.createConnection(sock);
 let pending = Buffer.alloc(0);
 let closed = false;
+let onResult = () => {};
 const closedP = new Promise((r) => s.on("close", () => ((closed = true), r())));
 s.on("error", (e) => {
   if (!closed) console.log(JSON.stringify({ type: "socket-error", code: e.code }));
@@ -63,7 +65,10 @@ s.on("error", (e) => {
 s.on("data", (d) => {
   const r = decode(Buffer.concat([pending, d]));
   pending = r.rest;
-  for (const f of r.frames) console.log(JSON.stringify(f));
+  for (const f of r.frames) {
+    console.log(JSON.stringify(f));
+    if (f.type === "result") onResult();
+  }
 });
 await new Promise((r, j) => (s.once("connect", r), s.once("error", j))).catch((e) => {
   console.log(JSON.stringify({ type: "connect-error", code: e.code }));
@@ -89,7 +94,7 @@ for (const step of steps) {
       await sleep(Number(ms));
     }
   } else if (kind === "wait") await sleep(Number(arg));
-  else if (kind === "read") await Promise.race([closedP, sleep(30000)]);
+  else if (kind === "read") await Promise.race([closedP, new Promise((r) => (onResult = r)), sleep(30000)]);
   else throw new Error(`unknown step ${step}`);
 }
 if (!closed) s.end();

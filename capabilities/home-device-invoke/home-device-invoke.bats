@@ -122,16 +122,16 @@ refute_canary() {
   set_secret
   run -77 --separate-stderr hdi --device-id light.hall --action on
   [ "$output" = "" ]
-  [ "${stderr_lines[0]}" = "home-device-invoke: cannot on 'light.hall': not a granted device" ]
+  [ "${stderr_lines[0]}" = "home-device-invoke: cannot turn on 'light.hall': not a granted device" ]
   run -77 --separate-stderr hdi --device-id light.kitchen --action toggle
   [ "${stderr_lines[0]}" = "home-device-invoke: cannot toggle 'light.kitchen': action 'toggle' is not granted on it (granted: on off set)" ]
   run -77 --separate-stderr hdi --device-id climate.living_room --action off
-  [ "${stderr_lines[0]}" = "home-device-invoke: cannot off 'climate.living_room': action 'off' is not granted on it (granted: set)" ]
+  [ "${stderr_lines[0]}" = "home-device-invoke: cannot turn off 'climate.living_room': action 'off' is not granted on it (granted: set)" ]
   # A device renamed in Home Assistant is another entity id: not granted until the policy says so.
   run -77 --separate-stderr hdi --device-id light.kitchen_2 --action on
-  [ "${stderr_lines[0]}" = "home-device-invoke: cannot on 'light.kitchen_2': not a granted device" ]
+  [ "${stderr_lines[0]}" = "home-device-invoke: cannot turn on 'light.kitchen_2': not a granted device" ]
   run -77 --separate-stderr hdi --device-id LIGHT.KITCHEN --action on
-  [ "${stderr_lines[0]}" = "home-device-invoke: cannot on 'LIGHT.KITCHEN': not an entity id (domain.object_id: lower-case letters, digits and single underscores)" ]
+  [ "${stderr_lines[0]}" = "home-device-invoke: cannot turn on 'LIGHT.KITCHEN': not an entity id (domain.object_id: lower-case letters, digits and single underscores)" ]
   run -77 --separate-stderr hdi --device-id light.kitchen --action on --provider other
   [ "${stderr_lines[0]}" = "home-device-invoke: cannot act through provider 'other': not granted" ]
   [ "$(received_count)" -eq 0 ]

@@ -22,7 +22,7 @@ const scopes = {
 };
 const provider = (url = fake.url) => ({ name: "home", kind: "home-assistant", url, settings: {} });
 type Args = { device_id: string; action: "on" | "off" | "toggle" | "set"; value?: number; provider?: string };
-const invoke = (args: Args, opts: { token?: string; url?: string } = {}) =>
+const invoke = async (args: Args, opts: { token?: string; url?: string } = {}) =>
   cap.run(args, scopes, { provider: provider(opts.url), secret: new Secret(opts.token ?? TOKEN, "ha-main") });
 
 async function failure(p: Promise<unknown>): Promise<[number, string]> {
@@ -69,10 +69,10 @@ describe("authorize", () => {
     ["a granted action on a granted device", { device_id: "light.kitchen", action: "on" }, null],
     ["set where granted", { device_id: "fan.ceiling", action: "set", value: 40 }, null],
     ["an action not granted on that device", { device_id: "light.kitchen", action: "toggle" }, "cannot toggle 'light.kitchen': action 'toggle' is not granted on it (granted: on off set)"],
-    ["a device not granted", { device_id: "light.hall", action: "on" }, "cannot on 'light.hall': not a granted device"],
-    ["a device renamed in Home Assistant", { device_id: "light.kitchen_2", action: "on" }, "cannot on 'light.kitchen_2': not a granted device"],
-    ["a prefix of a granted device", { device_id: "light.kitche", action: "on" }, "cannot on 'light.kitche': not a granted device"],
-    ["a malformed id", { device_id: "light.kitchen on", action: "on" }, "cannot on 'light.kitchen on': not an entity id (domain.object_id: lower-case letters, digits and single underscores)"],
+    ["a device not granted", { device_id: "light.hall", action: "on" }, "cannot turn on 'light.hall': not a granted device"],
+    ["a device renamed in Home Assistant", { device_id: "light.kitchen_2", action: "on" }, "cannot turn on 'light.kitchen_2': not a granted device"],
+    ["a prefix of a granted device", { device_id: "light.kitche", action: "on" }, "cannot turn on 'light.kitche': not a granted device"],
+    ["a malformed id", { device_id: "light.kitchen on", action: "on" }, "cannot turn on 'light.kitchen on': not an entity id (domain.object_id: lower-case letters, digits and single underscores)"],
     ["a provider not granted", { device_id: "light.kitchen", action: "on", provider: "other" }, "cannot act through provider 'other': not granted"],
   ];
   for (const [name, args, why] of cases) test(name, () => expect(cap.authorize(args as never, scopes)).toBe(why));
@@ -137,7 +137,7 @@ describe("failures are one line, and nothing is called that should not be", () =
   });
   test("a run outside the scope or without a provider is refused before any request", async () => {
     const before = fake.received.length;
-    expect(await failure(invoke({ device_id: "light.hall", action: "on" }))).toEqual([77, "cannot on 'light.hall': not a granted device"]);
+    expect(await failure(invoke({ device_id: "light.hall", action: "on" }))).toEqual([77, "cannot turn on 'light.hall': not a granted device"]);
     expect(await failure(Promise.resolve().then(() => cap.run({ device_id: "light.kitchen", action: "on" }, scopes)))).toEqual([Exit.unavailable, "no provider configured for this call (run it through the broker)"]);
     expect(fake.received.length).toBe(before);
   });

@@ -12,6 +12,8 @@ import type { HomeDeviceInvokeInput, HomeDeviceInvokeResult } from "./types.ts";
 
 type Action = HomeDeviceInvokeInput["action"];
 const SWITCHING: Record<Exclude<Action, "set">, string> = { on: "turn_on", off: "turn_off", toggle: "toggle" };
+/** How a refusal names the action: "cannot turn on 'light.hall'". */
+const ACTION_VERBS: Record<Action, string> = { on: "turn on", off: "turn off", toggle: "toggle", set: "set" };
 
 /** What `set` means for each domain that has it: the service, its field, and the value read back. */
 interface Setter {
@@ -50,7 +52,7 @@ function chosenProvider(args: HomeDeviceInvokeInput, scopes: Scopes): string {
 
 function refusal(args: HomeDeviceInvokeInput, scopes: Scopes): string | null {
   const m = matchDevice(args.device_id, args.action, scopes.device ?? []);
-  if (!m.ok) return `cannot ${args.action} '${args.device_id}': ${m.reason}`;
+  if (!m.ok) return `cannot ${ACTION_VERBS[args.action]} '${args.device_id}': ${m.reason}`;
   const p = chosenProvider(args, scopes);
   if (!(scopes.provider ?? []).includes(p)) return `cannot act through provider '${p}': not granted`;
   return null;

@@ -29,6 +29,22 @@ web-page-read --url "$site/article" | head -n 3
 echo "agent: reading a page of that site that redirects to another loopback address"
 web-page-read --url "$site/redirect/302?to=http://127.0.0.2:8080/" || echo "agent: refused with exit $?"
 
+echo "agent: adding a meeting to the work calendar"
+calendar-event-create --title "Review the reports" --start 2026-12-03T10:00:00+01:00 --end 2026-12-03T10:30:00+01:00 --attendees alice@example.com --calendar work
+echo "agent: inviting someone outside the granted domains"
+calendar-event-create --title "Leak" --start 2026-12-03T11:00:00+01:00 --end 2026-12-03T11:30:00+01:00 --attendees eve@evil.example --calendar work || echo "agent: refused with exit $?"
+
+echo "agent: turning on the kitchen light"
+home-device-invoke --device-id light.kitchen --action on
+echo "agent: trying a device I was not granted"
+home-device-invoke --device-id switch.heater --action on || echo "agent: refused with exit $?"
+
+echo "agent: ordering a book; the order waits for the operator"
+commerce-order-create --sku BOOK-1 --quantity 2 --shipping-address-id home --confirm
+
+echo "agent: texting a number I was not granted"
+messaging-message-send --to +15550100099 --body "hello" || echo "agent: refused with exit $?"
+
 echo "agent: trying to reach the network"
 (exec 3<>/dev/tcp/127.0.0.1/80) 2>/dev/null || echo "agent: no network"
 exit 0

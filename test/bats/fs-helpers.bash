@@ -52,10 +52,12 @@ fs_overlap() {
 }
 
 # snapshot DIR...: every entry below DIR with its type, mode, owner, size, inode, links, mtime and
-# link target, then a hash of every regular file.
+# link target, then a hash of every regular file up to 64 MiB.
 snapshot() {
   find "$@" -printf '%p %y %m %U %s %i %n %T@ %l\n' | LC_ALL=C sort
-  find "$@" -type f -exec sha256sum {} + | LC_ALL=C sort
+  # Contents up to 64 MiB are hashed; a bigger file (the sparse 10 GiB one) is known by its
+  # size, inode and mtime above, which hashing it twice per assertion would add minutes to.
+  find "$@" -type f -size -64M -exec sha256sum {} + | LC_ALL=C sort
 }
 
 # deny_reasons: the reasons of the agent's kind=deny records, in order, unshortened.

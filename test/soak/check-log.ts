@@ -78,7 +78,7 @@ if (!chain.ok) fail(`the chain is broken at seq ${chain.seq}: ${chain.why}`);
 
 const n = (k: string) => counts[k] ?? 0;
 process.stdout.write(
-  `records=${chain.ok ? chain.seq : "?"} starts=${db.query("SELECT count(*) AS c FROM records WHERE kind = 'broker' AND fields LIKE '%\"event\":\"start\"%'").get()!.c as number} ` +
+  `records=${chain.ok ? chain.seq : "?"} starts=${(db.query("SELECT count(*) AS c FROM records WHERE kind = 'broker' AND fields LIKE '%\"event\":\"start\"%'").get() as { c: number }).c} ` +
     `intents=${intents.size} results=${n("result")} interrupted=${n("interrupted")} acked=${acked} files=${files} temporaries=${temporaries} open=${open.size} verify=${chain.ok ? "ok" : "broken"}\n`,
 );
 for (const p of problems) process.stderr.write(`check-log: ${p}\n`);

@@ -1,0 +1,130 @@
+// What the governed model endpoint needs to know of a model API's wire format, for the kinds that
+// speak one (providers/anthropic.ts, providers/openai.ts): which request paths it forwards, how a
+// request names its model and bounds its output, the headers the upstream request carries (the
+// vault's key, never the client's), the API's own error shape, and the token usage a reply reports,
+// whole or as server-sent events. Pure: the broker's gateway does the I/O.
+import type { Secret } from "../lib/secret.ts";
+
+export type ModelFamily = "anthropic" | "openai";
+
+/** One forwarded API path: how its requests bound their output. */
+export interface ModelPath {
+  /** Under the provider's base URL, e.g. /v1/messages. */
+  path: string;
+  /** The request member that bounds the reply's tokens, in the order it is looked for. */
+  maxFields: readonly string[];
+  /** The member set when a request gives none (absent: the request is refused). */
+  defaultField?: string;
+  /** For a streamed request: members to add so that the stream reports usage. */
+  streamUsage?: Record<string, unknown>;
+}
+
+export interface ModelWire {
+  family: ModelFamily;
+  paths: readonly ModelPath[];
+  /** Headers of the upstream request: the client's that the API needs (versions, betas), and the key. */
+  headers(secret: Secret, client: Headers): Record<string, string>;
+  /** The API's own error body for a refusal. */
+  error(status: number, message: string): string;
+}
+
+/** Output tokens allowed to a request that names no bound, where the API lets it omit one. */
+export const DEFAULT_MAX_TOKENS = 4096;
+
+export interface Usage {
+  input: number;
+  output: number;
+}
+
+const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/**
+ * Token usage in any of the shapes the APIs report it: Anthropic's usage (input_tokens plus the
+ * cache's creation and read tokens, output_tokens), Chat Completions' (prompt_tokens,
+ * completion_tokens) and the Responses API's (input_tokens, output_tokens); found on the object,
+ * its message (Anthropic's message_start event) or its response (Responses API events).
+ */
+export function usageIn(obj: unknown): Usage | null {
+  if (!obj || typeof obj !== "object") return null;
+  const o = obj as Record<string, any>;
+  const u = o.usage ?? o.message?.usage ?? o.response?.usage;
+  if (!u || typeof u !== "object") return null;
+  return {
+    input: n(u.input_tokens ?? u.prompt_tokens) + n(u.cache_creation_input_tokens) + n(u.cache_read_input_tokens),
+    output: n(u.output_tokens ?? u.completion_tokens),
+  };
+}
+
+/** Combines usage seen over a stream: each count is the largest reported (Anthropic's are cumulative). */
+export function mergeUsage(a: Usage | null, b: Usage | null): Usage | null {
+  if (!a) return b;
+  if (!b) return a;
+  return { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
+}
+
+/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
+export function sseData(text: string): unknown[] {
+  const out: unknown[] = [];
+  for (const event of text.split(/\r?\n\r?\n/)) {
+    const data = event
+      .split(/\r?\n/)
+      .filter((l) => l.startsWith("data:"))
+      .map((l) => l.slice(5).replace(/^ /, ""))
+      .join("\n");
+    if (!data || data === "[DONE]") continue;
+    try {
+      out.push(JSON.parse(data));
+    } catch {
+      /* not JSON: carries no usage */
+    }
+  }
+  return out;
+}
+
+/** The most characters of a prompt or reply a record's fields keep; the full bodies are its raw bytes. */
+export const MAX_TEXT_FIELD = 4000;
+
+const cutText = (s: string) => (s.length > MAX_TEXT_FIELD ? `${s.slice(0, MAX_TEXT_FIELD)}…(${s.length} chars)` : s);
+
+const partsText = (c: unknown): string =>
+  typeof c === "string" ? c : Array.isArray(c) ? c.map((p: any) => (typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join("") : "";
+
+/** The last user message of a Messages, Chat Completions or Responses request: what the agent asked. */
+export function promptOf(body: Record<string, unknown>): string {
+  if (typeof body.input === "string") return cutText(body.input);
+  const list = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : [];
+  const last = [...list].reverse().find((m: any) => m?.role === "user") as any;
+  return cutText(partsText(last?.content));
+}
+
+const str = (v: unknown) => (typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v));
+const toolCall = (name: unknown, input: unknown) => `[tool ${str(name)}] ${str(input)}`;
+
+/** Anthropic content blocks as text: text as it is, a tool call as [tool NAME] INPUT. */
+const blocksText = (c: unknown): string =>
+  Array.isArray(c) ? c.map((b: any) => (b?.type === "tool_use" ? toolCall(b.name, b.input) : typeof b?.text === "string" ? b.text : "")).join("") : partsText(c);
+
+/** Chat Completions tool calls as text: whole ones, or the pieces of a streamed delta (the name comes with the first). */
+const chatTools = (calls: unknown): string =>
+  Array.isArray(calls) ? calls.map((t: any) => (t?.function?.name ? `[tool ${t.function.name}] ` : "") + str(t?.function?.arguments ?? "")).join("") : "";
+
+/**
+ * The text of a reply, whole or as the data of its events: what the model answered, tool calls
+ * included as [tool NAME] INPUT.
+ */
+export function replyOf(objects: readonly unknown[]): string {
+  let s = "";
+  for (const o of objects as any[]) {
+    if (!o || typeof o !== "object") continue;
+    if (o.type === "message" && Array.isArray(o.content)) s += blocksText(o.content);
+    else if (o.type === "content_block_start" && o.content_block?.type === "tool_use") s += `[tool ${str(o.content_block.name)}] `;
+    else if (o.type === "content_block_delta" && typeof o.delta?.text === "string") s += o.delta.text;
+    else if (o.type === "content_block_delta" && typeof o.delta?.partial_json === "string") s += o.delta.partial_json;
+    else if (Array.isArray(o.choices)) s += o.choices.map((c: any) => str(c?.message?.content ?? c?.delta?.content ?? "") + chatTools(c?.message?.tool_calls ?? c?.delta?.tool_calls)).join("");
+    else if (o.type === "response.output_text.delta" && typeof o.delta === "string") s += o.delta;
+    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => (i?.type === "function_call" ? toolCall(i.name, i.arguments) : partsText(i?.content))).join("");
+    else if (o.type === "response.output_item.added" && o.item?.type === "function_call") s += `[tool ${str(o.item.name)}] `;
+    else if (o.type === "response.function_call_arguments.delta" && typeof o.delta === "string") s += o.delta;
+  }
+  return cutText(s);
+}
