@@ -16,23 +16,19 @@ bun_rc=${PIPESTATUS[0]}
 bun_pass=$(sed -n 's/^ *\([0-9][0-9]*\) pass$/\1/p' "$out/bun.log" | tail -n 1)
 bun_fail=$(sed -n 's/^ *\([0-9][0-9]*\) fail$/\1/p' "$out/bun.log" | tail -n 1)
 
-# Two bats runs side by side, each serial within: suites marked "bats-group: fixed-agent-names"
-# use agent names that other suites of that group share (so uids, which the kill switch and the
-# checks for leftover processes go by), the rest name their agents uniquely.
-mapfile -t suites < <(find test/bats capabilities -name '*.bats' | sort)
-fixed=()
-unique=()
-for s in "${suites[@]}"; do
-  if grep -q '^# bats-group: fixed-agent-names' "$s"; then fixed+=("$s"); else unique+=("$s"); fi
-done
-bats --timing --formatter tap "${fixed[@]}" >"$out/bats-fixed.log" 2>&1 &
-fixed_pid=$!
-bats --timing --formatter tap "${unique[@]}" >"$out/bats-unique.log" 2>&1 &
-unique_pid=$!
+# Two bats runs side by side, each serial within: the suites of test/bats (some of which give
+# their agents fixed names, so fixed uids, which the kill switch and the checks for leftover
+# processes go by) and the capabilities' suites (whose agents have unique names).
+mapfile -t core < <(find test/bats -name '*.bats' | sort)
+mapfile -t caps < <(find capabilities -name '*.bats' | sort)
+bats --timing --formatter tap "${core[@]}" >"$out/bats-core.log" 2>&1 &
+core_pid=$!
+bats --timing --formatter tap "${caps[@]}" >"$out/bats-caps.log" 2>&1 &
+caps_pid=$!
 bats_rc=0
-wait "$fixed_pid" || bats_rc=$?
-wait "$unique_pid" || bats_rc=$?
-cat "$out/bats-fixed.log" "$out/bats-unique.log" | tee "$out/bats.log"
+wait "$core_pid" || bats_rc=$?
+wait "$caps_pid" || bats_rc=$?
+cat "$out/bats-core.log" "$out/bats-caps.log" | tee "$out/bats.log"
 bats_pass=$(grep -c '^ok ' "$out/bats.log")
 bats_fail=$(grep -c '^not ok ' "$out/bats.log")
 

@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # Approval gates against a real broker and real jails: approve, deny, timeout, a second approve
 # of the same id, a target swapped while the call waits, the console on a real terminal (tmux)
 # with hostile arguments shown escaped, piped input that must never approve, the bound on

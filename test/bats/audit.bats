@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # The audit log through the real broker: viv-log's filters and formats, verification of tampered
 # copies, checkpoints against truncation, a broker killed with SIGKILL mid-load and restarted
 # with the chain intact, policy reloads, and the kill switch.

@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # The README's first command, scripts/demo.sh, on this built checkout: every step it shows happens
 # (a real Radicale event, a light switched, an order approved by the script as the operator), every
 # refusal it shows is a refusal with exit 77, and its log verifies. Keeps the README true.

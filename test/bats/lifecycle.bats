@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # The broker's life cycle under faults, against real brokers and real jails: a stop drains calls
 # in flight; a crash is reconciled at the next start (intents closed, temporaries removed); a
 # broker start leaves running jails' stubs alone; racing viv runs share one broker; a jail

@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # Protocol abuse by a raw client: malformed, oversized, slow and flooding clients are cut off and
 # recorded as kind=protocol, and the broker keeps serving other agents. Identity comes from the
 # socket, never from what the client sends.

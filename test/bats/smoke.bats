@@ -1,5 +1,4 @@
 #!/usr/bin/env bats
-# bats-group: fixed-agent-names (its agents have fixed names; scripts/test.sh runs it in the serial group)
 # The governed call end to end through the built binaries: a jailed command writes a file via
 # fs-file-write and the audit log shows the call; a grant's rate limit holds.
 #
