@@ -147,7 +147,11 @@ check_log() {
       viv run --agent alpha -- fs-file-write --path "$HOST/alpha/r$round-$i" --content x >/dev/null 2>>"$BATS_TEST_TMPDIR/race.err" &
       pids+=($!)
     done
-    for i in "${pids[@]}"; do wait "$i"; done
+    local failed=0
+    for i in "${pids[@]}"; do wait "$i" || failed=$((failed + 1)); done
+    # What the runs said, shown when the test fails.
+    cat "$BATS_TEST_TMPDIR/race.err" 2>/dev/null || true
+    [ "$failed" -eq 0 ]
     wait_for no_broker
   done
   [ "$(find "$HOST/alpha" -name 'r*' | wc -l)" -eq 12 ]
