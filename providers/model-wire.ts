@@ -89,12 +89,27 @@ const cutText = (s: string) => (s.length > MAX_TEXT_FIELD ? `${s.slice(0, MAX_TE
 const partsText = (c: unknown): string =>
   typeof c === "string" ? c : Array.isArray(c) ? c.map((p: any) => (typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join("") : "";
 
-/** The last user message of a Messages, Chat Completions or Responses request: what the agent asked. */
+/** A tool's result as the agent fed it back: [result] TEXT, or [error] TEXT for a failure. */
+const toolResult = (content: unknown, error: boolean) => `[${error ? "error" : "result"}] ${partsText(content) || str(content)}`;
+
+/** A user turn's content as text: its text parts, and each tool result it carries (Anthropic's tool_result blocks). */
+const userText = (c: unknown): string =>
+  Array.isArray(c) ? c.map((p: any) => (p?.type === "tool_result" ? toolResult(p.content, p.is_error === true) : typeof p === "string" ? p : typeof p?.text === "string" ? p.text : "")).join(" ") : partsText(c);
+
+/**
+ * What the agent said last in a Messages, Chat Completions or Responses request: its last user
+ * message, or the tool results it fed back after it (a Chat Completions "tool" message, a
+ * Responses function_call_output), so the log shows what the model was told.
+ */
 export function promptOf(body: Record<string, unknown>): string {
   if (typeof body.input === "string") return cutText(body.input);
-  const list = Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : [];
-  const last = [...list].reverse().find((m: any) => m?.role === "user") as any;
-  return cutText(partsText(last?.content));
+  const list = (Array.isArray(body.messages) ? body.messages : Array.isArray(body.input) ? body.input : []) as any[];
+  let i = list.length - 1;
+  while (i >= 0 && (list[i]?.role === "tool" || list[i]?.type === "function_call_output")) i--;
+  const results = list.slice(i + 1).map((m) => toolResult(m.role === "tool" ? m.content : m.output, false));
+  if (results.length) return cutText(results.join(" "));
+  const last = [...list].reverse().find((m: any) => m?.role === "user");
+  return cutText(userText(last?.content));
 }
 
 const str = (v: unknown) => (typeof v === "string" ? v : v === undefined ? "" : JSON.stringify(v));

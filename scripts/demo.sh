@@ -6,35 +6,8 @@
 # a symlink escape, a redirect off the grant, a foreign attendee, an ungranted device and an
 # ungranted contact are refused; then the audit log shows all of it. Every provider runs on this
 # machine's loopback, its secret in the vault: no account anywhere is needed.
-set -euo pipefail
-# Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
-if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
-cd "$(dirname "$0")/.."
-# The test suite runs the demo on an already built checkout (test/bats/demo.bats).
-[ "${VIVARY_DEMO_SKIP_SETUP:-0}" = 1 ] || ./scripts/setup.sh
-export PATH="$PWD/dist/bin:$PATH"
-bun=$PWD/node_modules/.bin/bun
-
-state=$(mktemp -d /tmp/vivary-demo-state.XXXXXX)
-chmod 711 "$state"
-# The vault's key lives apart from the state directory, as in production.
-keys=$(mktemp -d /tmp/vivary-demo-keys.XXXXXX)
-export VIVARY_VAULT_KEY=$keys/vault.key
-run=$(mktemp -d /tmp/vivary-demo-providers.XXXXXX)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  rm -rf "$run" "$keys"
-}
-trap cleanup EXIT
-
-# wait_file FILE: until FILE is not empty, for at most 10 s.
-wait_file() {
-  for _ in $(seq 1 1000); do [ -s "$1" ] && return 0; sleep 0.01; done
-  echo "demo: gave up waiting for $1" >&2
-  return 1
-}
-secret() { od -An -N16 -tx1 /dev/urandom | tr -d ' \n'; }
+# shellcheck source=scripts/demo-common.bash
+source "$(dirname "$0")/demo-common.bash"
 
 # The site web-page-read may read.
 mkdir "$run/site"

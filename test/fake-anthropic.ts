@@ -7,11 +7,11 @@
 // message_delta (stop_reason and cumulative usage), message_stop; errors as {type:"error",error:{type,message}} with a request-id header.
 // Scripts and records: test/fake-model-common.ts.
 // As a program: bun test/fake-anthropic.ts --key-file FILE [--log FILE] [--pause-ms N].
-import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type Received } from "./fake-model-common.ts";
+import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received } from "./fake-model-common.ts";
 
 const error = (status: number, type: string, message: string) => json(status, { type: "error", error: { type, message } }, { "request-id": "req_fake_error" });
 
-export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: number }): FakeModel {
+export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[] }): FakeModel {
   const received: Received[] = [];
   let n = 0;
   const server = Bun.serve({
@@ -35,7 +35,7 @@ export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: 
       if (!req.headers.get("anthropic-version")) return error(400, "invalid_request_error", "anthropic-version: header is required");
       if (!body || typeof body.model !== "string" || !Number.isInteger(body.max_tokens) || !Array.isArray(body.messages)) return error(400, "invalid_request_error", "model, max_tokens and messages are required");
       const id = `msg_fake${String(++n).padStart(6, "0")}`;
-      const said = script(body, opts.key);
+      const said = script(body, opts.key, opts.plan);
       const output = Math.min(body.max_tokens, FAKE_OUTPUT_TOKENS);
       const stop = said.kind === "tool" ? "tool_use" : output < FAKE_OUTPUT_TOKENS ? "max_tokens" : "end_turn";
       const usage = { input_tokens: FAKE_INPUT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };

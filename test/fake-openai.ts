@@ -13,11 +13,11 @@
 // streams as response.function_call_arguments.delta and .done). Errors are
 // {error:{message,type,param,code}}. Scripts and records: test/fake-model-common.ts.
 // As a program: bun test/fake-openai.ts --key-file FILE [--log FILE] [--pause-ms N].
-import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type Received } from "./fake-model-common.ts";
+import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received } from "./fake-model-common.ts";
 
 const error = (status: number, type: string, code: string | null, message: string) => json(status, { error: { message, type, param: null, code } }, { "x-request-id": "req_fake_error" });
 
-export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: number }): FakeModel {
+export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[] }): FakeModel {
   const received: Received[] = [];
   let n = 0;
   const server = Bun.serve({
@@ -38,7 +38,7 @@ export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: num
       if (!r.key_ok) return error(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
       if (!body || typeof body.model !== "string") return error(400, "invalid_request_error", null, "you must provide a model parameter");
       const prompt = lastUserText(body);
-      const said = script(body, opts.key);
+      const said = script(body, opts.key, opts.plan);
       const text = said.kind === "text" ? said.text : "";
       const args = said.kind === "tool" ? JSON.stringify(said.input) : "";
       const halfArgs = Math.ceil(args.length / 2);

@@ -35,6 +35,10 @@ describe("prompt and reply", () => {
     expect(promptOf({ input: "d" })).toBe("d");
     expect(promptOf({ input: [{ role: "user", content: [{ type: "input_text", text: "e" }] }] })).toBe("e");
     expect(promptOf({ input: "x".repeat(5000) })).toEndWith("…(5000 chars)");
+    // Tool results fed back are what the model is told next.
+    expect(promptOf({ messages: [{ role: "user", content: "go" }, { role: "assistant", content: [] }, { role: "user", content: [{ type: "tool_result", tool_use_id: "t", content: "done" }, { type: "tool_result", tool_use_id: "u", content: [{ type: "text", text: "no" }], is_error: true }] }] })).toBe("[result] done [error] no");
+    expect(promptOf({ messages: [{ role: "user", content: "go" }, { role: "assistant", tool_calls: [] }, { role: "tool", tool_call_id: "c", content: "ok" }] })).toBe("[result] ok");
+    expect(promptOf({ input: [{ role: "user", content: "go" }, { type: "function_call", call_id: "c" }, { type: "function_call_output", call_id: "c", output: "42" }] })).toBe("[result] 42");
   });
   test("the text of each reply shape, whole and streamed", () => {
     expect(replyOf([{ type: "message", content: [{ type: "text", text: "hi" }] }])).toBe("hi");

@@ -20,3 +20,19 @@ load helpers
   [[ "$output" == *"agent: no network"* ]]
   [[ "$output" =~ ok:\ [0-9]+\ records,\ head ]]
 }
+
+@test "scripts/demo-model.sh: an agent loop in the jail thinks through the governed endpoint, acts, is refused, and all of it is on the record" {
+  run --separate-stderr env VIVARY_DEMO_SKIP_SETUP=1 "$VIV_ROOT/scripts/demo-model.sh"
+  [ "$status" -eq 0 ]
+  [[ "$output" == *"== the agent exited 0;"* ]]
+  [[ "$output" == *"/srv/vivary-demo/notes/status.md (38 bytes)"* ]]
+  [[ "$output" == *"agent: refused (exit 77): fs-file-write: cannot write '/etc/motd': outside granted path '/srv/vivary-demo/notes'"* ]]
+  # The model was told of the refusal, and answered with it.
+  [[ "$output" == *"model: The note is in /srv/vivary-demo/notes/status.md. I could not put a copy in /etc/motd: fs-file-write: cannot write"* ]]
+  [[ "$output" == *"saw the vault's key on 4 of 4 requests"* ]]
+  # Four model calls and four results with their tokens, the tool results fed back as prompts.
+  [ "$(grep -c ' kind=result cap=model-complete .* tokens=19 ' <<<"$output")" -eq 4 ]
+  [[ "$output" == *' kind=call cap=model-complete '*' prompt="[error] fs-file-write: cannot write '"'/etc/motd'"* ]]
+  [[ "$output" == *" kind=deny cap=fs-file-write "*"stage=authorize exit=77 "* ]]
+  [[ "$output" =~ ok:\ [0-9]+\ records,\ head ]]
+}
