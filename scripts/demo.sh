@@ -18,27 +18,10 @@ site_port=$(cat "$run/site/port")
 
 # A real Radicale with one user, "demo", and a calendar "work".
 cal_password=$(secret)
-printf '%s\n' "$cal_password" | htpasswd -c -i -m "$run/users" demo 2>/dev/null
+printf '%s' "$cal_password" >"$run/cal-password"
 printf 'machine 127.0.0.1 login demo password %s\n' "$cal_password" >"$run/netrc"
-cat >"$run/radicale.conf" <<CONF
-[server]
-hosts = 127.0.0.1:0
-[auth]
-type = htpasswd
-htpasswd_filename = $run/users
-htpasswd_encryption = md5
-[storage]
-filesystem_folder = $run/collections
-[rights]
-type = owner_only
-[logging]
-level = info
-CONF
-/usr/bin/radicale --config "$run/radicale.conf" 2>"$run/radicale.log" &
+"$bun" test/radicale.ts --user demo --password-file "$run/cal-password" --calendar work >"$run/cal.url" &
 pids+=($!)
-for _ in $(seq 1 1000); do grep -q "Listening on" "$run/radicale.log" && break; sleep 0.01; done
-cal_port=$(sed -n "s/.*Listening on '\[\{0,1\}127\.0\.0\.1\]\{0,1\}:\([0-9]*\)'.*/\1/p" "$run/radicale.log" | head -n 1)
-curl -sS --netrc-file "$run/netrc" -o /dev/null -X MKCALENDAR "http://127.0.0.1:$cal_port/demo/work/"
 
 # Home Assistant's and WooCommerce's REST APIs, as loopback servers that check the credential.
 ha_token=$(secret)
@@ -51,6 +34,8 @@ printf '%s' "$shop_secret" >"$run/shop-secret"
 pids+=($!)
 wait_file "$run/ha.url"
 wait_file "$run/shop.url"
+wait_file "$run/cal.url"
+cal_home=$(head -n 1 "$run/cal.url")
 
 echo "== viv secret set: the providers' secrets go into the vault (the policy only names them)"
 printf '%s\n' "$cal_password" | viv secret set --state "$state" caldav-demo
@@ -61,7 +46,7 @@ viv secret list --state "$state"
 
 # The example policy names ports 8080 to 8083; the demo's servers listen where they could.
 policy=$state/demo.kdl
-sed -e "s|127.0.0.1:8080|127.0.0.1:$site_port|" -e "s|127.0.0.1:8081|127.0.0.1:$cal_port|" \
+sed -e "s|127.0.0.1:8080|127.0.0.1:$site_port|" -e "s|http://127.0.0.1:8081/demo/|$cal_home|" \
   -e "s|http://127.0.0.1:8082|$(head -n 1 "$run/ha.url")|" -e "s|http://127.0.0.1:8083|$(head -n 1 "$run/shop.url")|" \
   policy/examples/demo.kdl >"$policy"
 mkdir -p /srv/vivary-demo/reports
@@ -93,7 +78,7 @@ status=0
 viv run --agent scribe --policy "$policy" --state "$state" -- bash -c "$(cat policy/examples/demo-agent.sh)" demo-agent "http://127.0.0.1:$site_port" || status=$?
 echo "== the agent exited $status; the host now holds:"
 find /srv/vivary-demo/reports -type f -printf '%p (%s bytes)\n' | sort
-echo "== the calendar 'work' on Radicale holds $(curl -sS --netrc-file "$run/netrc" -X PROPFIND -H 'Depth: 1' "http://127.0.0.1:$cal_port/demo/work/" | grep -o '\.ics</' | wc -l) event(s)"
+echo "== the calendar 'work' on Radicale holds $(curl -sS --netrc-file "$run/netrc" -X PROPFIND -H 'Depth: 1' "${cal_home}work/" | grep -o '\.ics</' | wc -l) event(s)"
 echo "== viv-log --state $state"
 viv-log --state "$state"
 echo "== viv-log verify"

@@ -1,8 +1,10 @@
 // A real Radicale (Debian's package) for tests: started on 127.0.0.1 port 0 with its storage, its
 // htpasswd user (apache2-utils' htpasswd, apr1 md5) and its config in a temporary directory, its
 // port read from its own log, its calendars made with MKCALENDAR (RFC 4791 5.3.1). stop() ends it
-// and removes the directory.
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+// and removes the directory. The one way tests and scripts/demo.sh start one; as a program:
+// bun test/radicale.ts --user U --password-file F [--calendar NAME]... prints the user's calendar
+// home URL and serves until SIGTERM or SIGINT.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -69,4 +71,20 @@ export async function startRadicale(opts: { user: string; password: string; cale
     }
   }
   return { origin, home, dir, log: () => log, stop };
+}
+
+if (import.meta.main) {
+  const args = process.argv.slice(2);
+  const values = (flag: string) => args.flatMap((a, i) => (a === flag && i + 1 < args.length ? [args[i + 1]!] : []));
+  const [user] = values("--user");
+  const [passwordFile] = values("--password-file");
+  if (!user || !passwordFile) {
+    process.stderr.write("radicale: usage: radicale.ts --user U --password-file F [--calendar NAME]...\n");
+    process.exit(64);
+  }
+  const r = await startRadicale({ user, password: readFileSync(passwordFile, "utf8").replace(/\n$/, ""), calendars: values("--calendar") });
+  const end = () => void r.stop().then(() => process.exit(0));
+  process.on("SIGTERM", end);
+  process.on("SIGINT", end);
+  process.stdout.write(`${r.home}\n`);
 }

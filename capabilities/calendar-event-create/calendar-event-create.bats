@@ -53,32 +53,17 @@ teardown() {
   fi
 }
 
-# start_radicale: Radicale on 127.0.0.1 port 0, its user CAL_USER with the canary as password
-# (apr1 md5, read by htpasswd from stdin); sets CAL_HOME, the user's calendar home.
+# start_radicale: a real Radicale on 127.0.0.1 port 0 (test/radicale.ts), its user CAL_USER with
+# the canary as password; sets CAL_HOME, the user's calendar home.
 start_radicale() {
-  local dir="$BATS_TEST_TMPDIR/radicale" port
+  local dir="$BATS_TEST_TMPDIR/radicale"
   mkdir -p "$dir"
-  printf '%s\n' "$CANARY" | htpasswd -c -i -m "$dir/users" "$CAL_USER" 2>/dev/null
+  printf '%s' "$CANARY" >"$dir/password"
   printf 'machine 127.0.0.1 login %s password %s\n' "$CAL_USER" "$CANARY" >"$dir/netrc"
-  cat >"$dir/config" <<CONF
-[server]
-hosts = 127.0.0.1:0
-[auth]
-type = htpasswd
-htpasswd_filename = $dir/users
-htpasswd_encryption = md5
-[storage]
-filesystem_folder = $dir/collections
-[rights]
-type = owner_only
-[logging]
-level = info
-CONF
-  /usr/bin/radicale --config "$dir/config" 2>"$dir/log" &
+  "$VIV_ROOT/node_modules/.bin/bun" "$VIV_ROOT/test/radicale.ts" --user "$CAL_USER" --password-file "$dir/password" >"$dir/url" 2>"$dir/err" &
   RADICALE_PID=$!
-  wait_for grep -q "Listening on" "$dir/log"
-  port=$(sed -n "s/.*Listening on '\[\{0,1\}127\.0\.0\.1\]\{0,1\}:\([0-9]*\)'.*/\1/p" "$dir/log" | head -n 1)
-  CAL_HOME="http://127.0.0.1:$port/$CAL_USER/"
+  wait_for test -s "$dir/url"
+  CAL_HOME=$(head -n 1 "$dir/url")
   NETRC="$dir/netrc"
   export CAL_HOME NETRC RADICALE_PID
 }
