@@ -97,12 +97,9 @@ cec() {
   viv run --agent "$AGENT" -- calendar-event-create "$@"
 }
 
-# refute_canary TEXT: TEXT holds no spelling of the canary (raw, base64 of it and of the basic auth pair).
+# refute_canary TEXT: TEXT holds no spelling of the canary (secret_spellings).
 refute_canary() {
-  local f
-  for f in "$CANARY" "$(printf '%s' "$CANARY" | base64 -w0 | sed 's/=*$//')" "$(printf '%s:%s' "$CAL_USER" "$CANARY" | base64 -w0 | sed 's/=*$//')"; do
-    [[ "$1" != *"$f"* ]] || { echo "found a spelling of the canary: $f" >&2; return 1; }
-  done
+  refute_secret "$1" "$CANARY" "$CAL_USER"
 }
 
 @test "an event created from the jail is on Radicale, in UTC, read back through the server" {

@@ -71,20 +71,9 @@ received_count() {
   wc -l <"$RECEIVED" | tr -d ' '
 }
 
-# canary_forms: the canary as a provider or a log could spell it: raw, base64, hex.
-canary_forms() {
-  printf '%s\n' "$CANARY"
-  printf '%s' "$CANARY" | base64 -w0 | sed 's/=*$//'
-  echo
-  printf '%s' "$CANARY" | od -An -tx1 | tr -d ' \n'
-  echo
-}
-
+# refute_canary TEXT: TEXT holds no spelling of the canary (secret_spellings).
 refute_canary() {
-  local f
-  while read -r f; do
-    [[ "$1" != *"$f"* ]] || { echo "found a spelling of the canary: $f" >&2; return 1; }
-  done < <(canary_forms)
+  refute_secret "$1" "$CANARY"
 }
 
 @test "a light is turned on through Home Assistant with the injected token, and the call is recorded without it" {
@@ -199,7 +188,7 @@ refute_canary() {
   refute_canary "$output"
   [ "$(jq -r 'select(.kind == "result" and .exit == 69) | .scrubbed' <<<"$output")" = 1 ]
   stop_broker
-  run -1 grep -aqF -f <(canary_forms) "$STATE/audit.db"
+  run -1 grep -aqF -f <(secret_spellings "$CANARY") "$STATE/audit.db"
 }
 
 @test "a device node the policy cannot honour is a configuration error with its line" {

@@ -66,3 +66,26 @@ stop_broker() {
 agent_uid() {
   viv ps --state "$STATE" | sed -n "s/^agent=$1 uid=\([0-9]*\) .*/\1/p"
 }
+
+# secret_spellings SECRET [USER]: the spellings of SECRET that a provider, a log or a leak could
+# take, one per line: as it is, base64 (unpadded), hex, and with USER the base64 of USER:SECRET
+# (HTTP Basic).
+secret_spellings() {
+  printf '%s\n' "$1"
+  printf '%s' "$1" | base64 -w0 | sed 's/=*$//'
+  echo
+  printf '%s' "$1" | od -An -tx1 | tr -d ' \n'
+  echo
+  if [ -n "${2:-}" ]; then
+    printf '%s:%s' "$2" "$1" | base64 -w0 | sed 's/=*$//'
+    echo
+  fi
+}
+
+# refute_secret TEXT SECRET [USER]: TEXT holds no spelling of SECRET (secret_spellings).
+refute_secret() {
+  local f
+  while read -r f; do
+    [[ "$1" != *"$f"* ]] || { echo "found a spelling of the secret: $f" >&2; return 1; }
+  done < <(secret_spellings "$2" "${3:-}")
+}
