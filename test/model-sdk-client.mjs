@@ -62,6 +62,22 @@ const cases = {
     }
     out({ text, last: types.at(-1), count: types.length });
   },
+  async "compatible-chat"() {
+    // An openai-compatible provider (vLLM, llama.cpp's server, Ollama) under its own prefix of the endpoint.
+    const local = new OpenAI({ baseURL: process.env.OPENAI_BASE_URL.replace(/\/[^/]+\/v1$/, "/local/v1") });
+    const c = await local.chat.completions.create({ model: "llama-3.1-8b", max_tokens: 50, messages: user("hello") });
+    const deltas = [];
+    const s = await local.chat.completions.create({ model: "llama-3.1-8b", max_tokens: 50, stream: true, messages: user("stream please") });
+    for await (const chunk of s) if (chunk.choices[0]?.delta?.content) deltas.push(chunk.choices[0].delta.content);
+    let responses;
+    try {
+      await local.responses.create({ model: "llama-3.1-8b", input: "hi" });
+      responses = "forwarded";
+    } catch (e) {
+      responses = e.status;
+    }
+    out({ text: c.choices[0].message.content, deltas, responses });
+  },
   async "openai-denied"() {
     try {
       await openai().chat.completions.create({ model: "o3", messages: user("x") });

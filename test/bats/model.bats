@@ -83,13 +83,21 @@ provider "gpt" {
     url "$OPENAI_URL"
     credential "openai-key"
 }
+// A server that speaks Chat Completions only, as vLLM, llama.cpp's server or Ollama do.
+provider "local" {
+    kind "openai-compatible"
+    url "$OPENAI_URL"
+    credential "openai-key"
+}
 agent "$AGENT" {
     workspace "$WS"
     grant "model-complete" {
         provider "claude"
         provider "gpt"
+        provider "local"
         model "claude-sonnet-*"
         model "gpt-4o*"
+        model "llama-*"
         $1
     }
 }
@@ -134,7 +142,7 @@ received() {
 
 @test "a model outside the grant is refused with Anthropic's permission_error, which the SDK reports, and never reaches the provider" {
   run -0 --separate-stderr sdk anthropic-denied
-  [ "$output" = '{"error":"PermissionDeniedError","status":403,"type":"permission_error","message":"vivary: model '"'"'claude-opus-4'"'"' is not granted (granted: claude-sonnet-*, gpt-4o*)"}' ]
+  [ "$output" = '{"error":"PermissionDeniedError","status":403,"type":"permission_error","message":"vivary: model '"'"'claude-opus-4'"'"' is not granted (granted: claude-sonnet-*, gpt-4o*, llama-*)"}' ]
   [ "$(wc -l <"$RECEIVED")" -eq 0 ]
   run -0 viv-log --cap model-complete
   [[ "$output" == *"kind=deny cap=model-complete "*"stage=authorize exit=77 "* ]]
@@ -146,8 +154,17 @@ received() {
   run -0 --separate-stderr sdk openai-chat-stream
   [ "$output" = '{"deltas":["scripted reply t","o: stream please"],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}' ]
   run -0 --separate-stderr sdk openai-denied
-  [ "$output" = '{"error":"PermissionDeniedError","status":403,"type":"permission_error","message":"vivary: model '"'"'o3'"'"' is not granted (granted: claude-sonnet-*, gpt-4o*)"}' ]
+  [ "$output" = '{"error":"PermissionDeniedError","status":403,"type":"permission_error","message":"vivary: model '"'"'o3'"'"' is not granted (granted: claude-sonnet-*, gpt-4o*, llama-*)"}' ]
   [ "$(received 'select(.api=="openai") | [.path, .key_ok, .placeholder_seen]' | sort -u)" = '["/v1/chat/completions",true,false]' ]
+}
+
+@test "the OpenAI SDK reaches an openai-compatible provider for Chat Completions, whole and streamed, and nothing else of the API" {
+  run -0 --separate-stderr sdk compatible-chat
+  [ "$output" = '{"text":"scripted reply to: hello","deltas":["scripted reply t","o: stream please"],"responses":404}' ]
+  # The Responses API is not forwarded for this kind: two requests reached the server, not three.
+  [ "$(received 'select(.model=="llama-3.1-8b") | [.path, .key_ok, .stream]' | sort | uniq -c | awk '{print $1, $2}' | tr '\n' ' ')" = '1 ["/v1/chat/completions",true,false] 1 ["/v1/chat/completions",true,true] ' ]
+  run -0 viv-log --cap model-complete
+  [ "$(grep -c 'kind=call cap=model-complete .*provider=local ' <<<"$output")" -eq 2 ]
 }
 
 @test "the OpenAI SDK uses the Responses API, whole and streamed" {
