@@ -50,7 +50,9 @@ setup() {
   # executable (root's, read-only to the agent).
   mkdir -m 0700 "$WS"
   man_example 2 >"$WS/.mcp.json"
-  chown -R "$(agent_uid "$AGENT"):$(agent_uid "$AGENT")" "$WS"
+  local uid
+  uid=$(agent_uid "$AGENT")
+  chown -R "$uid:$uid" "$WS"
   ln "$BATS_FILE_TMPDIR/claude" "$WS/claude" 2>/dev/null || cp "$BATS_FILE_TMPDIR/claude" "$WS/claude"
   export KEY RECEIVED WS
 }
@@ -96,8 +98,10 @@ PY
 
 # claude TASK [ARG...]: the command line of viv-mcp(1)'s example of Claude Code, for this
 # agent, with TASK as its prompt and ARGs after it; Claude Code's JSON answer on stdout.
+# With JAIL_WRAP set, its words come first in the jail (a wrapper that runs the rest); with
+# DROP_ENV set, the example's environment assignment of that name is left out.
 claude() {
-  local example line=() arg cmd=()
+  local example line=() arg cmd=() wrap=()
   example=$(man_example claude | sed -n '/^\$ /,/[^\\]$/p' | sed '1s/^\$ //')
   # The example's words, as the shell reads them, with TASK (which it names) as the prompt.
   # shellcheck disable=SC2034
@@ -108,6 +112,14 @@ claude() {
     case "$arg" in
       researcher) cmd+=("$AGENT") ;;
       claude) cmd+=(/workspace/claude) ;;
+      "${DROP_ENV:-(none)}"=*) ;;
+      --)
+        cmd+=(--)
+        if [ -n "${JAIL_WRAP:-}" ]; then
+          read -ra wrap <<<"$JAIL_WRAP"
+          cmd+=("${wrap[@]}")
+        fi
+        ;;
       *) cmd+=("$arg") ;;
     esac
   done
@@ -231,4 +243,33 @@ error: fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path
   run -0 --separate-stderr claude "hello"
   [ "$(jq -r .result <<<"$output")" = "scripted reply to: hello" ]
   [ "$(wc -l <"$RECEIVED")" -eq 1 ]
+}
+
+@test "Claude Code as configured tries no connection but its model endpoint; without CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC it would" {
+  # A proxy inside the jail (socat on its loopback, HTTPS_PROXY and HTTP_PROXY pointing at it,
+  # the endpoint exempt) records every connection Claude Code tries elsewhere; the jail has no
+  # network, so without it those attempts would only fail unseen.
+  cat >"$WS/with-proxy.sh" <<'SH'
+: >/workspace/proxy.log
+socat -u TCP-LISTEN:3128,bind=127.0.0.1,fork,reuseaddr OPEN:/workspace/proxy.log,append &
+i=0
+until grep -q ':0C38 00000000:0000 0A' /proc/net/tcp; do
+  i=$((i + 1))
+  [ "$i" -lt 1000 ] || exit 70
+  sleep 0.01
+done
+HTTPS_PROXY=http://127.0.0.1:3128 HTTP_PROXY=http://127.0.0.1:3128 NO_PROXY=127.0.0.1 "$@"
+SH
+  JAIL_WRAP="sh /workspace/with-proxy.sh"
+  run -0 --separate-stderr claude "hello"
+  [ "$(jq -r .result <<<"$output")" = "scripted reply to: hello" ]
+  [ -e "$WS/proxy.log" ]
+  [ ! -s "$WS/proxy.log" ]
+  [ "$(wc -l <"$RECEIVED")" -eq 1 ]
+  # Negative control: the same run without the variable tries Anthropic's own host (update
+  # checks, telemetry), which the proxy sees.
+  DROP_ENV=CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC
+  run -0 --separate-stderr claude "hello"
+  [ "$(jq -r .result <<<"$output")" = "scripted reply to: hello" ]
+  grep -aq '^CONNECT api.anthropic.com:443 ' "$WS/proxy.log"
 }
