@@ -266,10 +266,12 @@ SH
   [ -e "$WS/proxy.log" ]
   [ ! -s "$WS/proxy.log" ]
   [ "$(wc -l <"$RECEIVED")" -eq 1 ]
+  [ "$(viv-log --agent "$AGENT" --cap model-complete --json | jq -s '[.[] | select(.kind == "deny")] | length')" = 0 ]
   # Negative control: the same run without the variable tries Anthropic's own host (update
   # checks, telemetry), which the proxy sees.
   DROP_ENV=CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC
   run -0 --separate-stderr claude "hello"
   [ "$(jq -r .result <<<"$output")" = "scripted reply to: hello" ]
   grep -aq '^CONNECT api.anthropic.com:443 ' "$WS/proxy.log"
+  [ "$(wc -l <"$RECEIVED")" -eq 2 ]
 }
