@@ -6,7 +6,8 @@
 # follows the script of test/scripts-claude.ts (the prompt's "call TOOL JSON" lines, one a turn,
 # then an answer that lists what each call returned), and its tool calls go through viv-mcp to
 # the broker as governed capability calls. A random canary is the vault's key: it must reach the
-# fixture and nothing in the jail.
+# fixture and nothing in the jail. A token budget stops a run; a proxy inside the jail shows
+# Claude Code tries no other connection.
 #
 # The jail sees the host's /usr, not this checkout, so each test's workspace holds a hard link to
 # the installed executable (a copy where links cannot be made); a user installs it with
@@ -49,7 +50,7 @@ setup() {
   # The workspace: the agent's own, with the bridge configured as viv-mcp(1) shows, and the
   # executable (root's, read-only to the agent).
   mkdir -m 0700 "$WS"
-  man_example 2 >"$WS/.mcp.json"
+  man_example mcp.json >"$WS/.mcp.json"
   local uid
   uid=$(agent_uid "$AGENT")
   chown -R "$uid:$uid" "$WS"
@@ -84,12 +85,14 @@ agent "$AGENT" {
 KDL
 }
 
-# man_example N: the Nth example (.EX block) of viv-mcp(1), as it reads.
+# man_example N|mcp.json|claude: the Nth example (.EX block) of viv-mcp(1) as it reads, or the
+# .mcp.json of Claude Code, or the command line that runs Claude Code.
 man_example() {
   python3 - "$VIV_ROOT/man/viv-mcp.1" "$1" <<'PY'
 import re, sys
 blocks = re.findall(r"^\.EX\n(.*?)^\.EE$", open(sys.argv[1]).read(), re.S | re.M)
-text = blocks[int(sys.argv[2]) - 1] if sys.argv[2] != "claude" else next(b for b in blocks if " claude -p " in b.replace("\\-", "-"))
+pick = {"claude": lambda b: " claude \\-p " in b, "mcp.json": lambda b: '"vivary": { "command": "viv\\-mcp"' in b}
+text = next(filter(pick[sys.argv[2]], blocks)) if sys.argv[2] in pick else blocks[int(sys.argv[2]) - 1]
 for roff, plain in (("\\-", "-"), ("\\(aq", "'"), ("\\(dq", '"'), ("\\e", "\\"), ("\\&", "")):
     text = text.replace(roff, plain)
 sys.stdout.write(text)
@@ -134,7 +137,7 @@ task() {
 
 # write_call PATH CONTENT: a call of the bridge's fs-file-write, as Claude Code names it.
 write_call() {
-  jq -cn --arg p "$1" --arg c "$2" '"mcp__vivary__fs-file-write " + ({path: $p, content: $c} | tojson)' | jq -r .
+  jq -rn --arg p "$1" --arg c "$2" '"mcp__vivary__fs-file-write " + ({path: $p, content: $c} | tojson)'
 }
 
 received() {
@@ -145,6 +148,7 @@ received() {
   run -0 --separate-stderr claude "$(task "$(write_call "$HOST/out/a.txt" 'hello from Claude Code')" "$(write_call "$HOST/elsewhere/x.txt" 'nope')")"
   local answer="$output"
   [ "$(jq -r .is_error <<<"$answer")" = false ]
+  [ "$(jq -c '[.num_turns, .usage.input_tokens, .usage.output_tokens]' <<<"$answer")" = '[4,48,28]' ]
   [ "$(jq -r .result <<<"$answer")" = "ok: {\"path\":\"$HOST/out/a.txt\",\"bytes_written\":22}
 error: fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path '$HOST/out'" ]
   # The host: the granted write took effect, the refused one did not.
