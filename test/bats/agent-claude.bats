@@ -59,11 +59,15 @@ setup() {
 }
 
 teardown() {
+  if [ -n "${CLAUDE_PID:-}" ]; then
+    kill "$CLAUDE_PID" 2>/dev/null || true
+    wait "$CLAUDE_PID" 2>/dev/null || true
+  fi
   stop_broker
   kill "${FAKE_PID:-}" 2>/dev/null || true
 }
 
-# write_policy BUDGET_NODE: the Anthropic provider, and the agent's grants.
+# write_policy BUDGET_NODE [WRITE_NODE]: the Anthropic provider, and the agent's grants.
 write_policy() {
   cat >"$POLICY" <<KDL
 provider "claude" {
@@ -80,6 +84,7 @@ agent "$AGENT" {
     }
     grant "fs-file-write" {
         path "$HOST/out"
+        ${2:-}
     }
 }
 KDL
@@ -142,6 +147,17 @@ write_call() {
 
 received() {
   jq -c "$1" "$RECEIVED"
+}
+
+# until_pending N: waits (at most 120 s: Claude Code starts first) until N calls await an operator.
+until_pending() {
+  local _
+  for _ in $(seq 1 1200); do
+    [ "$(viv approvals | wc -l)" -ge "$1" ] && return 0
+    sleep 0.1
+  done
+  echo "until_pending: no call waited for an operator" >&2
+  return 1
 }
 
 @test "Claude Code in a jail writes a granted file through viv-mcp, is refused a write outside the grant, and goes on to its answer" {
@@ -278,4 +294,32 @@ SH
   [ "$(jq -r .result <<<"$output")" = "scripted reply to: hello" ]
   grep -aq '^CONNECT api.anthropic.com:443 ' "$WS/proxy.log"
   [ "$(wc -l <"$RECEIVED")" -eq 2 ]
+}
+
+@test "a call held for the operator holds Claude Code's turn: approved, it takes effect; denied, Claude Code gets the reason and goes on" {
+  stop_broker
+  write_policy 'tokens max=10000000 per="day"' 'approval timeout="5m"'
+  start_broker
+  claude "$(task "$(write_call "$HOST/out/a.txt" approved)" "$(write_call "$HOST/out/b.txt" denied)")" >"$BATS_TEST_TMPDIR/answer.json" 2>"$BATS_TEST_TMPDIR/claude.err" &
+  CLAUDE_PID=$!
+  local id
+  until_pending 1
+  [ ! -e "$HOST/out/a.txt" ]
+  id=$(viv approvals --json | jq -r .id)
+  viv approve "$id"
+  until_pending 1
+  [ "$(cat "$HOST/out/a.txt")" = approved ]
+  id=$(viv approvals --json | jq -r .id)
+  viv deny "$id" --reason 'not this one'
+  wait "$CLAUDE_PID"
+  CLAUDE_PID=""
+  [ "$(jq -r .is_error "$BATS_TEST_TMPDIR/answer.json")" = false ]
+  local result
+  result=$(jq -r .result "$BATS_TEST_TMPDIR/answer.json")
+  [[ "$result" == "ok: {\"path\":\"$HOST/out/a.txt\",\"bytes_written\":8}
+error: fs-file-write: "*"not this one"* ]]
+  [ ! -e "$HOST/out/b.txt" ]
+  run -0 viv-log --agent "$AGENT" --cap fs-file-write
+  [[ "$output" == *" kind=approval cap=fs-file-write "*" decision=approve "* ]]
+  [[ "$output" == *" kind=approval cap=fs-file-write "*" decision=deny "* ]]
 }
