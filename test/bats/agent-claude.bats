@@ -199,10 +199,11 @@ error: fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path
   [[ "$output" == *"reply=\"[tool mcp__vivary__fs-file-write] {\\\"path\\\":\\\"$HOST/out/a.txt\\\""* ]]
 }
 
-@test "the key reaches the fixture and nothing in the jail: no process's environment or command line, nor Claude Code's settings, transcripts or workspace" {
+@test "the key reaches the fixture and nothing in the jail: no process's environment or command line, no temporary file, nor Claude Code's settings, transcripts or workspace" {
   # Claude Code's own Bash tool, inside the jail, reads every process's environment and command
-  # line there (Claude Code's, the bridge's, the relay's) while the session runs.
-  local dump='for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr "\0" "\n" <"$f"; echo; done | sort -u'
+  # line there (Claude Code's, the bridge's, the relay's) while the session runs, and copies the
+  # jail's own /tmp and /dev/shm (gone with the jail) into the workspace for the host to search.
+  local dump='for f in /proc/[0-9]*/environ /proc/[0-9]*/cmdline; do tr "\0" "\n" <"$f"; echo; done | sort -u; mkdir /workspace/jail-files; cp -r /tmp /dev/shm /workspace/jail-files/ 2>/dev/null; true'
   run -0 --separate-stderr claude "call Bash $(jq -cn --arg c "$dump" '{command: $c, description: "the environments in the jail"}')" --allowedTools Bash
   local answer
   answer=$(jq -r .result <<<"$output")
@@ -217,9 +218,10 @@ error: fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path
   [ "$(received .key_ok | sort -u)" = true ]
   run ! grep -q "$KEY" "$RECEIVED"
   # Claude Code's files (settings, its transcripts, which hold the dump, and the MCP logs) are in
-  # the workspace: the placeholder is there, the key is not.
+  # the workspace, with the jail's temporary files: the placeholder is there, the key is not.
   [ -f "$WS/.claude.json" ]
   [ -n "$(find "$WS/.claude/projects" -name '*.jsonl')" ]
+  [ -n "$(find "$WS/jail-files/tmp" -type f)" ]
   run -0 grep -rl --exclude=claude 'ANTHROPIC_API_KEY=vivary-injects-the-key' "$WS"
   [[ "$output" == *"$WS/.claude/projects/"*".jsonl"* ]]
   run ! grep -rlF "$KEY" "$WS"
