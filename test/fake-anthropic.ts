@@ -5,13 +5,17 @@
 // with stream:true the event stream message_start, content_block_start, ping,
 // content_block_delta (text_delta, or input_json_delta of a tool_use block), content_block_stop,
 // message_delta (stop_reason and cumulative usage), message_stop; errors as {type:"error",error:{type,message}} with a request-id header.
-// Scripts and records: test/fake-model-common.ts.
-// As a program: bun test/fake-anthropic.ts --key-file FILE [--log FILE] [--pause-ms N].
-import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received } from "./fake-model-common.ts";
+// Scripts and records: test/fake-model-common.ts; a caller may give a script of its own (test/scripts-claude.ts),
+// whose answer may also name the usage a reply reports.
+// As a program: bun test/fake-anthropic.ts --key-file FILE [--log FILE] [--pause-ms N] [--plan FILE].
+import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received, type Script } from "./fake-model-common.ts";
+
+/** What a script answers: a text or a tool call, and optionally the token counts the reply reports. */
+export type AnthropicScript = (body: any, key: string) => Script & { usage?: { input_tokens: number; output_tokens: number } };
 
 const error = (status: number, type: string, message: string) => json(status, { type: "error", error: { type, message } }, { "request-id": "req_fake_error" });
 
-export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[] }): FakeModel {
+export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[]; script?: AnthropicScript }): FakeModel {
   const received: Received[] = [];
   let n = 0;
   const server = Bun.serve({
@@ -35,10 +39,10 @@ export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: 
       if (!req.headers.get("anthropic-version")) return error(400, "invalid_request_error", "anthropic-version: header is required");
       if (!body || typeof body.model !== "string" || !Number.isInteger(body.max_tokens) || !Array.isArray(body.messages)) return error(400, "invalid_request_error", "model, max_tokens and messages are required");
       const id = `msg_fake${String(++n).padStart(6, "0")}`;
-      const said = script(body, opts.key, opts.plan);
-      const output = Math.min(body.max_tokens, FAKE_OUTPUT_TOKENS);
-      const stop = said.kind === "tool" ? "tool_use" : output < FAKE_OUTPUT_TOKENS ? "max_tokens" : "end_turn";
-      const usage = { input_tokens: FAKE_INPUT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };
+      const said: ReturnType<AnthropicScript> = opts.script ? opts.script(body, opts.key) : script(body, opts.key, opts.plan);
+      const output = said.usage ? Math.min(body.max_tokens, said.usage.output_tokens) : Math.min(body.max_tokens, FAKE_OUTPUT_TOKENS);
+      const stop = said.kind === "tool" ? "tool_use" : output < (said.usage?.output_tokens ?? FAKE_OUTPUT_TOKENS) ? "max_tokens" : "end_turn";
+      const usage = { input_tokens: said.usage?.input_tokens ?? FAKE_INPUT_TOKENS, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: output };
       const hdr = { "request-id": `req_fake${n}` };
       const toolId = `toolu_fake${String(n).padStart(6, "0")}`;
       const block = said.kind === "tool" ? { type: "tool_use", id: toolId, name: said.name, input: said.input } : { type: "text", text: said.text };
