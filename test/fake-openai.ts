@@ -12,7 +12,7 @@
 // response.output_item.done, response.completed, each with a sequence_number (a function_call item
 // streams as response.function_call_arguments.delta and .done). Errors are
 // {error:{message,type,param,code}}. Scripts and records: test/fake-model-common.ts.
-// As a program: bun test/fake-openai.ts --key-file FILE [--log FILE] [--pause-ms N].
+// As a program: bun test/fake-openai.ts --key-file FILE [--log FILE] [--pause-ms N] [--plan FILE].
 import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received } from "./fake-model-common.ts";
 
 const error = (status: number, type: string, code: string | null, message: string) => json(status, { error: { message, type, param: null, code } }, { "x-request-id": "req_fake_error" });
