@@ -160,7 +160,7 @@ events() {
   [ "${#lines[@]}" -eq 6 ]
   [ "$(grep -c " kind=call cap=model-complete .* via=endpoint provider=gpt credential=openai-key api=/v1/responses model=$MODEL stream=true " <<<"$output")" -eq 3 ]
   [ "$(grep -c ' kind=result cap=model-complete .* via=endpoint exit=0 status=200 input_tokens=12 output_tokens=7 tokens=19 ' <<<"$output")" -eq 3 ]
-  [[ "$output" == *" reply=\"[tool fs_file_write] {\\\"path\\\":\\\"$WS/out/report.md\\\",\\\"content\\\":\\\"hello from codex\\\"}\""* ]]
+  [[ "$output" == *" reply=\"[tool mcp__vivary.fs_file_write] {\\\"path\\\":\\\"$WS/out/report.md\\\",\\\"content\\\":\\\"hello from codex\\\"}\""* ]]
   # The loopback server: three streamed Responses requests with the vault's key, the bridge's tools
   # offered as the namespace mcp__vivary, the denial handed back to the model as the call's output.
   [ "$(jq -c '[.path, .stream, .key_ok, .placeholder_seen]' "$RECEIVED" | sort | uniq -c | sed 's/^ *//')" = '3 ["/v1/responses",true,true,false]' ]
@@ -249,4 +249,3 @@ events() {
   [ "$(events 'select(.type == "item.completed" and .item.type == "command_execution") | [.item.exit_code, .item.aggregated_output]')" = "[0,\"$(viv run --agent "$AGENT" -- id -u)\\nSeccomp:\\t2\\n\"]" ]
   [ "$(cat "$WS/out/shell.txt")" = ran ]
 }
-
