@@ -204,6 +204,18 @@ events() {
   [[ "$output" == *" kind=result cap=model-complete "*" exit=69 status=401 "* ]]
 }
 
+@test "a model outside the grant is refused in OpenAI's shape, which Codex shows, and never reaches the model" {
+  # Codex tries a refused stream five more times (it reads no x-should-retry), each refused and recorded; once shows it.
+  MODEL=o3 run --separate-stderr codex "$PLAN" -c model_providers.vivary.stream_max_retries=0
+  [ "$status" -ne 0 ]
+  [[ "$(events 'select(.type == "turn.failed") | .error.message' | jq -r .)" == *"403 Forbidden: vivary: model 'o3' is not granted (granted: gpt-4o*)"* ]]
+  [ "$(wc -l <"$RECEIVED")" -eq 0 ]
+  [ ! -e "$WS/out/report.md" ]
+  run -0 viv-log --cap model-complete
+  [ "${#lines[@]}" -eq 1 ]
+  [[ "${lines[0]}" == *" kind=deny cap=model-complete "*" via=endpoint stage=authorize exit=77 reason=\"model 'o3' is not granted (granted: gpt-4o*)\" api=/v1/responses provider=gpt model=o3" ]]
+}
+
 @test "a token budget stops Codex's run: the request that would cross it is refused in OpenAI's shape, recorded (75), and never reaches the model" {
   # The reservations of a run's first two requests (each its output bound plus its size), measured
   # under a budget that holds them; then, afresh, a ceiling that holds the first but not the second.
