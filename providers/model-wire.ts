@@ -123,6 +123,9 @@ const blocksText = (c: unknown): string =>
 const chatTools = (calls: unknown): string =>
   Array.isArray(calls) ? calls.map((t: any) => (t?.function?.name ? `[tool ${t.function.name}] ` : "") + str(t?.function?.arguments ?? "")).join("") : "";
 
+/** A Responses API function call's tool: NAMESPACE.NAME for a tool offered in a namespace (Codex's MCP tools). */
+const namespaced = (item: any) => (typeof item?.namespace === "string" && item.namespace ? `${item.namespace}.${str(item.name)}` : str(item?.name));
+
 /**
  * The text of a reply, whole or as the data of its events: what the model answered, tool calls
  * included as [tool NAME] INPUT.
@@ -137,8 +140,8 @@ export function replyOf(objects: readonly unknown[]): string {
     else if (o.type === "content_block_delta" && typeof o.delta?.partial_json === "string") s += o.delta.partial_json;
     else if (Array.isArray(o.choices)) s += o.choices.map((c: any) => str(c?.message?.content ?? c?.delta?.content ?? "") + chatTools(c?.message?.tool_calls ?? c?.delta?.tool_calls)).join("");
     else if (o.type === "response.output_text.delta" && typeof o.delta === "string") s += o.delta;
-    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => (i?.type === "function_call" ? toolCall(i.name, i.arguments) : partsText(i?.content))).join("");
-    else if (o.type === "response.output_item.added" && o.item?.type === "function_call") s += `[tool ${str(o.item.name)}] `;
+    else if (o.object === "response" && Array.isArray(o.output)) s += o.output.map((i: any) => (i?.type === "function_call" ? toolCall(namespaced(i), i.arguments) : partsText(i?.content))).join("");
+    else if (o.type === "response.output_item.added" && o.item?.type === "function_call") s += `[tool ${namespaced(o.item)}] `;
     else if (o.type === "response.function_call_arguments.delta" && typeof o.delta === "string") s += o.delta;
   }
   return cutText(s);

@@ -26,13 +26,13 @@ if [ ! -x node_modules/.bin/bun ] || [ package-lock.json -nt node_modules/.packa
   npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 
-# Real agents the bats suites run in jails (test/agents/NAME: Claude Code, …), each pinned in a
-# package of its own, never a dependency of vivary; installed once, again when its lock changes.
+# The real agents the tests run, one pinned client in each test/agents/NAME (package.json and its
+# lock), installed there and never into vivary's own node_modules; skipped once installed as locked.
 for lock in test/agents/*/package-lock.json; do
   [ -e "$lock" ] || continue
   dir=$(dirname "$lock")
   if [ ! -e "$dir/node_modules/.package-lock.json" ] || [ "$lock" -nt "$dir/node_modules/.package-lock.json" ]; then
-    echo "setup: installing the test client in $dir" >&2
+    echo "setup: installing the test agent in $dir" >&2
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error >&2
   fi
 done

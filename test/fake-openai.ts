@@ -10,14 +10,16 @@
 // response.in_progress, response.output_item.added, response.content_part.added,
 // response.output_text.delta, response.output_text.done, response.content_part.done,
 // response.output_item.done, response.completed, each with a sequence_number (a function_call item
-// streams as response.function_call_arguments.delta and .done). Errors are
-// {error:{message,type,param,code}}. Scripts and records: test/fake-model-common.ts.
+// streams as response.function_call_arguments.delta and .done; a call of a tool offered inside a
+// tool namespace names it in its "namespace" member). Errors are
+// {error:{message,type,param,code}}. Scripts and records: test/fake-model-common.ts; a caller may
+// pass a script of its own (test/scripts-codex.ts).
 // As a program: bun test/fake-openai.ts --key-file FILE [--log FILE] [--pause-ms N] [--plan FILE].
-import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received } from "./fake-model-common.ts";
+import { FAKE_INPUT_TOKENS, FAKE_OUTPUT_TOKENS, json, lastUserText, main, record, script, sse, type FakeModel, type PlanStep, type Received, type Script } from "./fake-model-common.ts";
 
 const error = (status: number, type: string, code: string | null, message: string) => json(status, { error: { message, type, param: null, code } }, { "x-request-id": "req_fake_error" });
 
-export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[] }): FakeModel {
+export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: number; plan?: PlanStep[]; script?: (body: any, key: string) => Script & { namespace?: string } }): FakeModel {
   const received: Received[] = [];
   let n = 0;
   const server = Bun.serve({
@@ -38,7 +40,7 @@ export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: num
       if (!r.key_ok) return error(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");
       if (!body || typeof body.model !== "string") return error(400, "invalid_request_error", null, "you must provide a model parameter");
       const prompt = lastUserText(body);
-      const said = script(body, opts.key, opts.plan);
+      const said: Script & { namespace?: string } = opts.script ? opts.script(body, opts.key) : script(body, opts.key, opts.plan);
       const text = said.kind === "text" ? said.text : "";
       const args = said.kind === "tool" ? JSON.stringify(said.input) : "";
       const halfArgs = Math.ceil(args.length / 2);
@@ -87,7 +89,7 @@ export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: num
       const usage = { input_tokens: FAKE_INPUT_TOKENS, input_tokens_details: { cached_tokens: 0 }, output_tokens: output, output_tokens_details: { reasoning_tokens: 0 }, total_tokens: FAKE_INPUT_TOKENS + output };
       const part = { type: "output_text", text, annotations: [], logprobs: [] };
       const item = said.kind === "tool"
-        ? { id: `fc_fake${n}`, type: "function_call", status: "completed", call_id: `call_fake${n}`, name: said.name, arguments: args }
+        ? { id: `fc_fake${n}`, type: "function_call", status: "completed", call_id: `call_fake${n}`, name: said.name, ...("namespace" in said && said.namespace ? { namespace: said.namespace } : {}), arguments: args }
         : { id: msgId, type: "message", status: "completed", role: "assistant", content: [part] };
       const base = { id, object: "response", created_at: created, model: body.model, instructions: null, max_output_tokens: body.max_output_tokens ?? null, parallel_tool_calls: true, previous_response_id: null, temperature: 1, tool_choice: "auto", tools: body.tools ?? [], top_p: 1, error: null, incomplete_details: null, metadata: {} };
       const done = { ...base, status: "completed", output: [item], usage };

@@ -70,6 +70,15 @@ describe("prompt and reply", () => {
       { type: "response.function_call_arguments.delta", delta: "{\"path\":\"/a\"}" },
     ])).toBe(want);
   });
+  test("a Responses API call of a tool in a namespace is named NAMESPACE.NAME, whole and streamed", () => {
+    const want = `[tool mcp__vivary.fs_file_write] {"path":"/a"}`;
+    const item = { type: "function_call", namespace: "mcp__vivary", name: "fs_file_write", arguments: "{\"path\":\"/a\"}" };
+    expect(replyOf([{ object: "response", output: [item] }])).toBe(want);
+    expect(replyOf([
+      { type: "response.output_item.added", item: { ...item, arguments: "" } },
+      { type: "response.function_call_arguments.delta", delta: "{\"path\":\"/a\"}" },
+    ])).toBe(want);
+  });
 });
 
 describe("token window", () => {
