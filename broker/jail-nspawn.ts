@@ -1,6 +1,7 @@
 // Builds and runs a systemd-nspawn jail for one agent run: the second backend, with the same
 // guarantees as the bubblewrap one (broker/jail-bwrap.ts), checked by the same suites.
-//   - The root is the skeleton of images/nspawn-root.ts (dist/nspawn-root) with the host's /usr
+//   - The root is the skeleton of images/nspawn-root.ts (dist/nspawn-root, bound read-only so
+//     that nspawn writes nothing into it) with the host's /usr
 //     and loader files bound read-only, the agent's /run/vivary read-only, its workspace
 //     read-write, and the root itself read-only (--read-only).
 //   - --private-users=UID:1 maps the container's root, and nothing else, onto the agent's host
@@ -45,8 +46,20 @@ const DROPPED_CAPS = [
   "CHECKPOINT_RESTORE",
 ].map((c) => `CAP_${c}`);
 
-/** Mounts a tmpfs on nspawn's run directory, then execs nspawn as the socket-activated process. */
-const NSPAWN_SCRIPT = 'mkdir -p /run/systemd/nspawn && mount -t tmpfs -o mode=0755,size=1m vivary-nspawn /run/systemd/nspawn || exit 69; LISTEN_PID=$$ LISTEN_FDS=2 exec "$@"';
+/** Where the skeleton is bound read-only, in nspawn's private mount namespace. */
+const ROOT_MOUNT = "/run/systemd/nspawn/vivary-root";
+
+/**
+ * In nspawn's private mount namespace: a tmpfs on its run directory, the skeleton ($1) bound
+ * read-only at ROOT_MOUNT (nspawn creates /root and /var in a root it can write, owned by the
+ * container's uid: this one it cannot), then nspawn exec'd as the socket-activated process.
+ */
+const NSPAWN_SCRIPT = [
+  "mkdir -p /run/systemd/nspawn",
+  "mount -t tmpfs -o mode=0755,size=1m vivary-nspawn /run/systemd/nspawn",
+  `mkdir ${ROOT_MOUNT}`,
+  `mount -o bind,ro "$1" ${ROOT_MOUNT}`,
+].join(" && ") + ' || exit 69; shift; LISTEN_PID=$$ LISTEN_FDS=2 exec "$@"';
 
 export function nspawnRoot(): string {
   const root = join(distDir(), "nspawn-root");
@@ -77,13 +90,13 @@ export function nspawnArgv(spec: JailSpec, root: string, o: { seccomp?: boolean 
     // Dies with viv run, as bwrap's --die-with-parent; the first process dies with nspawn.
     "setpriv", "--pdeathsig", "SIGKILL", "--",
     "unshare", "--mount", "--propagation", "private", "--",
-    "/bin/sh", "-c", NSPAWN_SCRIPT, "vivary-nspawn",
+    "/bin/sh", "-c", NSPAWN_SCRIPT, "vivary-nspawn", root,
     "systemd-nspawn",
     "--quiet",
     "--register=no",
     "--keep-unit",
     "--machine=vivary",
-    `--directory=${root}`,
+    `--directory=${ROOT_MOUNT}`,
     "--read-only",
     "--private-network",
     `--private-users=${spec.hostUid}:1`,
@@ -112,12 +125,15 @@ export function nspawnArgv(spec: JailSpec, root: string, o: { seccomp?: boolean 
   ];
 }
 
-/** Bun.spawn of nspawnArgv's command line, the first process and the filter on their fds. */
-export function spawnNspawn(argv: string[], stdio: ["inherit" | "ignore", "inherit" | "pipe", "inherit" | "pipe"]) {
+/**
+ * Bun.spawn of nspawnArgv's command line, the first process and the filter on their fds. `env`
+ * adds to nspawn's environment (tests turn nspawn's own filter off for a control jail with it).
+ */
+export function spawnNspawn(argv: string[], stdio: ["inherit" | "ignore", "inherit" | "pipe", "inherit" | "pipe"], env: Record<string, string> = {}) {
   const init = openSync(jailInit(), "r");
   const filter = openSync(seccompFilter(), "r");
   try {
-    return Bun.spawn(argv, { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }, stdio: [...stdio, init, filter] });
+    return Bun.spawn(argv, { env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin", ...env }, stdio: [...stdio, init, filter] });
   } finally {
     closeSync(init);
     closeSync(filter); // the child holds its own copies
@@ -130,6 +146,7 @@ export function spawnNspawnJail(spec: JailSpec, timeoutMs?: number) {
     checkReachable(spec.runDir, "state directory");
     if (spec.workspace) checkReachable(spec.workspace, "workspace");
   }
+  seccompFilter(); // no jail without its filter: said first, as bwrap's path says it
   const proc = spawnNspawn(nspawnArgv(spec, nspawnRoot()), ["inherit", "inherit", "inherit"]);
   let timedOut = false;
   const timer = timeoutMs ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
