@@ -6,7 +6,7 @@
 #
 # Scripts passed to `bash -c` inside the jail are single-quoted on purpose: their variables expand
 # in the jail, with values handed over as positional arguments.
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC2154
 
 load helpers
 
@@ -483,4 +483,23 @@ except OSError as e:
   [ "${lines[0]}" = "full null ptmx random tty urandom zero " ]
   [ "${lines[1]}" = "null and zero work" ]
   [ "${#lines[@]}" -eq 2 ]
+}
+
+@test "a run past its limits timeout is ended with every process of the jail, and exits 75" {
+  stop_broker
+  cat >"$POLICY" <<KDL
+agent "$AGENT" {
+    workspace "$WS"
+    limits timeout="2s"
+}
+KDL
+  start_broker
+  run -75 --separate-stderr viv run --agent "$AGENT" -- sh -c 'sleep 1000 & setsid sleep 1001 & exec sleep 1002'
+  [ "$stderr" = "viv: run of agent '$AGENT' ended by its 2000 ms timeout" ]
+  wait_for no_live_pids "$AUID" || true
+  run -0 live_pids "$AUID"
+  [ -z "$output" ]
+  # Negative control: within its time the same agent's command ends as it would.
+  run -0 viv run --agent "$AGENT" -- sh -c 'sleep 0.1; echo finished'
+  [ "$output" = finished ]
 }
