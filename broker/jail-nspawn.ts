@@ -147,6 +147,7 @@ export function spawnNspawnJail(spec: JailSpec, timeoutMs?: number) {
     if (spec.workspace) checkReachable(spec.workspace, "workspace");
   }
   seccompFilter(); // no jail without its filter: said first, as bwrap's path says it
+  if (!Bun.which("systemd-nspawn", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" })) throw new VivError(Exit.unavailable, "systemd-nspawn is not installed (Debian: apt-get install systemd-container); use --backend bwrap");
   const proc = spawnNspawn(nspawnArgv(spec, nspawnRoot()), ["inherit", "inherit", "inherit"]);
   let timedOut = false;
   const timer = timeoutMs ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;

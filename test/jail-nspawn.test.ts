@@ -23,6 +23,7 @@ const spec = (o: Partial<JailSpec> = {}): JailSpec => ({
   etcDir: "/var/lib/vivary/agents/a/etc",
   limits: {},
   command: ["sh", "-c", "true"],
+  env: {},
   ...o,
 });
 
