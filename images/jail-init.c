@@ -2,7 +2,9 @@
  * The first process of an nspawn jail (broker/jail-nspawn.ts): it does inside the container what
  * bwrap does for its own jail, so both backends give the agent the same view and the same limits.
  * systemd-nspawn starts it as the container's PID 1, as the container's root (which
- * --private-users maps onto the agent's host uid), with no capability and NoNewPrivs set. It
+ * --private-users maps onto the agent's host uid), with NoNewPrivs set and one capability,
+ * CAP_SETFCAP: the kernel lets a process map a new user namespace onto its parent's root only if
+ * it held that one when it made the namespace. It
  *   1. reads the seccomp filter (the BPF program of images/seccomp.c) from an fd and closes every
  *      fd but stdin, stdout and stderr (nspawn hands both this program and the filter over as
  *      socket-activation fds, so neither is a file the agent can see);
@@ -14,9 +16,10 @@
  *      a bounded /tmp and an empty /sys, then makes /dev and /run read-only;
  *   4. drops every capability (bounding set included: a new user namespace gives them all back),
  *      sets NoNewPrivs, rebuilds the environment from its arguments, installs the filter, and
- *   5. dies with systemd-nspawn (PR_SET_PDEATHSIG), and forks the command in a new session and waits for it as an init does: reaping orphans, and
- *      exiting with the command's status (128+N for a signal) as soon as it ends, which ends
- *      every process left in the jail's PID namespace.
+ *   5. dies with systemd-nspawn (PR_SET_PDEATHSIG), forks the command in a new session and
+ *      waits for it as an init does: reaping orphans, and exiting with the command's status
+ *      (128+N for a signal) as soon as it ends, which ends every process left in the jail's
+ *      PID namespace.
  * Any failure before the command runs exits 69 with one line on stderr: no jail starts weakened.
  *
  * usage: viv-jail-init --uid N --gid N --tmp-bytes N [--seccomp FD] [--setenv K V]...
