@@ -1,9 +1,9 @@
 // Builds and runs a systemd-nspawn jail for one agent run: the second backend, with the same
 // guarantees as the bubblewrap one (broker/jail-bwrap.ts), checked by the same suites.
 //   - The root is the skeleton of images/nspawn-root.ts (dist/nspawn-root, bound read-only so
-//     that nspawn writes nothing into it) with the host's /usr
-//     and loader files bound read-only, the agent's /run/vivary read-only, its workspace
-//     read-write, and the root itself read-only (--read-only).
+//     that nspawn writes nothing into it) with the host's /usr and loader files bound
+//     read-only, the agent's /run/vivary read-only, its workspace read-write, and the root
+//     itself read-only (--read-only).
 //   - --private-users=UID:1 maps the container's root, and nothing else, onto the agent's host
 //     uid; the jail's first process (images/jail-init.c) then maps the jail's user (1000) onto
 //     that root in a user namespace of its own, so the agent is `agent` as under bwrap and the
@@ -17,7 +17,8 @@
 //   - No registration with machined and no unit of its own (--register=no --keep-unit), which
 //     also work where systemd is not PID 1: the jail stays in the control group its caller put
 //     it in (lib/cgroup.ts enterArgv), so limits, the kill switch and the end of the run go by
-//     that group exactly as with bwrap.
+//     that group exactly as with bwrap (on the unified hierarchy nspawn makes its payload and
+//     supervisor sub-groups inside it, which lib/cgroup.ts counts as the group's).
 // nspawn hands the first process and the filter to the container as socket-activation fds
 // (LISTEN_FDS), so neither is a file the agent sees. It runs in a private mount namespace whose
 // /run/systemd/nspawn is a tmpfs: its lock and propagation directories go with the run.
