@@ -7,6 +7,7 @@
 // jail and exits 69.
 import { chownSync, existsSync, mkdirSync, statSync } from "node:fs";
 import { spawnJail } from "../broker/jail-bwrap.ts";
+import { spawnNspawnJail } from "../broker/jail-nspawn.ts";
 import { enterArgv, finishGroup, killGroup, prepareLimits, type LimitEvents } from "../lib/cgroup.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { selfCommand } from "../lib/install.ts";
@@ -210,8 +211,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     if (!brokers.startedAny) refuseOtherPolicy(o, brokerAtStart, r);
     const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; cpu?: number; tmpBytes?: number; timeoutMs?: number } };
     const backend = o.backend ?? agent.backend;
-    if (backend === "nspawn") throw new VivError(Exit.unavailable, "the nspawn backend is not available yet; use --backend bwrap");
-    if (backend !== "bwrap") throw new VivError(Exit.usage, `unknown backend '${backend}'`);
+    if (backend !== "bwrap" && backend !== "nspawn") throw new VivError(Exit.usage, `unknown backend '${backend}'`);
     const hostUid = process.getuid?.() === 0 ? agent.uid : null;
     if (agent.workspace) prepareWorkspace(agent.workspace, hostUid);
 
@@ -221,7 +221,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     const group = limits.group;
     let jail: ReturnType<typeof spawnJail>;
     try {
-      jail = spawnJail(
+      jail = (backend === "nspawn" ? spawnNspawnJail : spawnJail)(
         { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: modelCommand(models, o.command), env: modelEnvironment(models) },
         agent.limits.timeoutMs,
       );

@@ -5,13 +5,15 @@
 // symlinks planted against fs-file-write and a directory swapped for one while it writes, and every rule of the seccomp filter (with
 // viv-try-syscall). Prints one line per probe, `ok NAME` or `FAIL NAME: what was seen`, and
 // exits 1 when any probe fails. VIVARY_SELFTEST_WEAKEN=seccomp runs the same jail without its
-// filter: the negative control that shows the probes catch a weakened jail.
+// filter: the negative control that shows the probes catch a weakened jail. --backend picks the
+// jail: bubblewrap (broker/jail-bwrap.ts) or systemd-nspawn (broker/jail-nspawn.ts).
 import { Command, Option } from "clipanion";
 import * as t from "typanion";
 import { chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bwrapArgv } from "../broker/jail-bwrap.ts";
+import { nspawnArgv, nspawnRoot, spawnNspawn } from "../broker/jail-nspawn.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import { distDir, selfCommand } from "../lib/install.ts";
 import { brokerAlive, operatorRequest } from "../lib/operator-client.ts";
@@ -118,7 +120,6 @@ async function waitFor(cond: () => Promise<boolean>, ms: number) {
 }
 
 export async function selftest(backend: string, out: (line: string) => void): Promise<number> {
-  if (backend === "nspawn") throw new VivError(Exit.unavailable, "the nspawn backend is not available yet; run 'viv selftest --backend bwrap'");
   const weaken = process.env.VIVARY_SELFTEST_WEAKEN ?? "";
   if (weaken !== "" && weaken !== "seccomp") throw new VivError(Exit.usage, `VIVARY_SELFTEST_WEAKEN='${weaken}': only 'seccomp' is known`);
   const root = process.getuid?.() === 0;
@@ -154,13 +155,16 @@ export async function selftest(backend: string, out: (line: string) => void): Pr
     const args = [String(tcp.port), state, join(L.agentRun(b), "broker.sock"), outside, ws];
     const command = ["sh", "-c", JAIL_SCRIPT, "selftest", ...args];
     let proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
-    if (weaken === "seccomp") {
+    if (weaken === "seccomp" && backend === "nspawn") {
+      const spec = { hostUid: root ? uid : null, workspace: ws, runDir: L.agentRun(a), etcDir: L.agentEtc(a), limits: {}, command, env: {} };
+      proc = spawnNspawn(nspawnArgv(spec, nspawnRoot(), { seccomp: false }), ["ignore", "pipe", "pipe"]);
+    } else if (weaken === "seccomp") {
       const argv = bwrapArgv({ hostUid: root ? uid : null, workspace: ws, runDir: L.agentRun(a), etcDir: L.agentEtc(a), limits: {}, command, env: {} });
       const at = argv.indexOf("--seccomp");
       if (at >= 0) argv.splice(at, 2);
       proc = Bun.spawn(argv, { stdio: ["ignore", "pipe", "pipe"], env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" } });
     } else {
-      proc = Bun.spawn([...selfCommand("viv"), "run", "--agent", a, "--policy", policy, "--state", state, "--", ...command], { stdio: ["ignore", "pipe", "pipe"] });
+      proc = Bun.spawn([...selfCommand("viv"), "run", "--agent", a, "--backend", backend, "--policy", policy, "--state", state, "--", ...command], { stdio: ["ignore", "pipe", "pipe"] });
     }
     const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
     if (code !== 0) throw new VivError(Exit.internal, `the jail did not run (exit ${code}): ${stderr.trim().split("\n").pop()}`);
@@ -188,7 +192,10 @@ export class SelftestCommand extends Command {
   static override usage = Command.Usage({
     description: "start a throwaway broker and jail and try to escape it; exits 1 when a probe fails",
     details: "Run as root after a kernel or distribution upgrade. Prints one line per probe: ok NAME, or FAIL NAME: what was seen.",
-    examples: [["Check the bubblewrap jail on this host", "$0 selftest --backend bwrap"]],
+    examples: [
+      ["Check the bubblewrap jail on this host", "$0 selftest --backend bwrap"],
+      ["Check the systemd-nspawn jail on this host", "$0 selftest --backend nspawn"],
+    ],
   });
   backend = Option.String("--backend", "bwrap", { description: "bwrap or nspawn (default bwrap)", validator: t.isEnum(["bwrap", "nspawn"]) });
 

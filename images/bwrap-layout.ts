@@ -3,9 +3,9 @@
 // no /home, no /var, no /srv. Merged-/usr symlinks are reproduced as the host has them.
 import { existsSync, lstatSync, readlinkSync } from "node:fs";
 
-const SYSTEM_DIRS = ["/usr"];
-const TOP_LINKS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
-const ETC_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/nsswitch.conf", "/etc/localtime"];
+export const SYSTEM_DIRS = ["/usr"];
+export const TOP_LINKS = ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+export const ETC_FILES = ["/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives", "/etc/nsswitch.conf", "/etc/localtime"];
 
 /** bwrap arguments that lay out the read-only system part of the jail. */
 export function systemLayout(): string[] {

@@ -229,10 +229,27 @@ export function enterArgv(g: JailGroup): string[] {
   return ["/bin/sh", "-c", script, "vivary-cgroup", ...Object.values(g.dirs).map((d) => join(d, "cgroup.procs")), "--"];
 }
 
-/** The pids in the group (in every hierarchy it uses). */
+/**
+ * The group's directories; under cgroup2 also, first, the sub-groups made in it by what runs
+ * inside (systemd-nspawn moves its container into `payload` and itself into `supervisor` of the
+ * group it runs in, when that is on the unified hierarchy).
+ */
+function groupDirs(g: JailGroup): string[] {
+  const dirs = Object.values(g.dirs);
+  if (g.driver !== "cgroup2") return dirs;
+  let subs: string[] = [];
+  try {
+    subs = readdirSync(g.dirs.unified!, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(g.dirs.unified!, e.name));
+  } catch {
+    /* gone already */
+  }
+  return [...subs, ...dirs];
+}
+
+/** The pids in the group (in every hierarchy it uses, and its sub-groups). */
 export function groupPids(g: JailGroup): number[] {
   const pids = new Set<number>();
-  for (const d of Object.values(g.dirs)) {
+  for (const d of groupDirs(g)) {
     for (const p of readOr(join(d, "cgroup.procs"), "").split("\n")) if (p) pids.add(Number(p));
   }
   return [...pids];
@@ -316,7 +333,7 @@ export function readEvents(g: JailGroup): LimitEvents {
 /** Removes the group's directories (each must be empty of processes); returns those that stayed. */
 export function removeGroup(g: JailGroup): string[] {
   const left: string[] = [];
-  for (const d of Object.values(g.dirs)) {
+  for (const d of groupDirs(g)) {
     try {
       rmdirSync(d);
     } catch (e) {

@@ -165,3 +165,15 @@ test.skipIf(!isRoot || !host || "refused" in chooseDriver(host, "cgroup1"))("a s
     removeGroup(live);
   }
 });
+
+test("under cgroup2 the pids of sub-groups made inside the jail's group count as the group's (systemd-nspawn's payload and supervisor)", () => {
+  const d = mkdtempSync(join(tmpdir(), "vivary-cg-sub-"));
+  mkdirSync(join(d, "payload"));
+  mkdirSync(join(d, "supervisor"));
+  writeFileSync(join(d, "cgroup.procs"), "");
+  writeFileSync(join(d, "payload", "cgroup.procs"), "101\n102\n");
+  writeFileSync(join(d, "supervisor", "cgroup.procs"), "100\n");
+  expect(groupPids({ driver: "cgroup2", dirs: { unified: d } }).sort()).toEqual([100, 101, 102]);
+  // cgroup1 groups are left as they are: nothing makes sub-groups in vivary's controllers there.
+  expect(groupPids({ driver: "cgroup1", dirs: { memory: d } })).toEqual([]);
+});

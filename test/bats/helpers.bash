@@ -9,6 +9,21 @@ VIV_ROOT=$(cd "$BATS_TEST_DIRNAME/../.." && pwd)
 export VIV_ROOT
 export PATH="$VIV_ROOT/dist/bin:$PATH"
 
+# VIV_BACKEND=bwrap|nspawn runs every `viv run` of a suite on that backend: a `viv` ahead of the
+# built one on PATH adds `--backend` to `viv run`, however it is invoked (env, timeout, script).
+VIV_BACKEND=${VIV_BACKEND:-bwrap}
+export VIV_BACKEND
+if [ "$VIV_BACKEND" != bwrap ]; then
+  mkdir -p "$BATS_RUN_TMPDIR/viv-$VIV_BACKEND"
+  cat >"$BATS_RUN_TMPDIR/viv-$VIV_BACKEND/viv" <<SH
+#!/bin/sh
+if [ "\$1" = run ]; then shift; exec "$VIV_ROOT/dist/bin/viv" run --backend "$VIV_BACKEND" "\$@"; fi
+exec "$VIV_ROOT/dist/bin/viv" "\$@"
+SH
+  chmod 0755 "$BATS_RUN_TMPDIR/viv-$VIV_BACKEND/viv"
+  export PATH="$BATS_RUN_TMPDIR/viv-$VIV_BACKEND:$PATH"
+fi
+
 # viv_setup: STATE, POLICY and HOST (a host directory for scopes) under the test's temp dir.
 viv_setup() {
   # Jails are started as an unprivileged uid that must be able to reach what they bind.

@@ -177,13 +177,14 @@ require("fs").writeFileSync("/tmp/n", "written"); console.log(require("fs").read
   mkdir -p "$d/bin" "$d/libexec"
   cp "$VIV_ROOT/dist/bin/vivary" "$d/bin/vivary"
   ln -s vivary "$d/bin/viv"
-  cp "$VIV_ROOT/dist/libexec/viv-stub" "$d/libexec/"
-  run "$d/bin/viv" run --agent "$AGENT" -- true
+  cp "$VIV_ROOT/dist/libexec/viv-stub" "$VIV_ROOT/dist/libexec/viv-jail-init" "$d/libexec/"
+  cp -a "$VIV_ROOT/dist/nspawn-root" "$d/"
+  run "$d/bin/viv" run --backend "$VIV_BACKEND" --agent "$AGENT" -- true
   [ "$status" -eq 69 ]
   [[ "$output" == *"seccomp filter is missing"* ]]
   [ -z "$(pgrep -u "$AUID")" ]
   # Control: with the filter in place, the same copy runs the jail.
   cp "$VIV_ROOT/dist/libexec/viv-seccomp.bpf" "$d/libexec/"
-  run -0 "$d/bin/viv" run --agent "$AGENT" -- echo jailed
+  run -0 "$d/bin/viv" run --backend "$VIV_BACKEND" --agent "$AGENT" -- echo jailed
   [ "$output" = jailed ]
 }

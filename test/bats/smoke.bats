@@ -9,7 +9,9 @@ load helpers
 
 setup() {
   viv_setup
-  policy_one_agent scribe "$HOST/out"
+  # A name of this run only: the suite runs on each backend, and its runs may overlap others'.
+  SCRIBE="scribe-$(od -An -N3 -tx1 /dev/urandom | tr -d ' \n')"
+  policy_one_agent "$SCRIBE" "$HOST/out"
   mkdir -p "$HOST/out"
 }
 
@@ -18,7 +20,7 @@ teardown() {
 }
 
 @test "a jailed agent writes a granted file and viv-log shows the call" {
-  run -0 viv run --agent scribe -- fs-file-write --path "$HOST/out/a.txt" --content hi
+  run -0 viv run --agent "$SCRIBE" -- fs-file-write --path "$HOST/out/a.txt" --content hi
   [ "$output" = "{\"path\":\"$HOST/out/a.txt\",\"bytes_written\":2}" ]
   [ "$(cat "$HOST/out/a.txt")" = hi ]
   run -0 viv-log
@@ -27,14 +29,14 @@ teardown() {
 
 @test "a call over the grant's rate is refused with 75 and recorded" {
   cat >"$POLICY" <<KDL
-agent "scribe" {
+agent "$SCRIBE" {
     grant "fs-file-write" {
         path "$HOST/out"
         rate 2 per="hour"
     }
 }
 KDL
-  run -0 --separate-stderr viv run --agent scribe -- sh -c '
+  run -0 --separate-stderr viv run --agent "$SCRIBE" -- sh -c '
     for i in 1 2 3; do fs-file-write --path "$1/r$i" --content x >/dev/null; echo "$?"; done' _ "$HOST/out"
   [ "$output" = "$(printf '0\n0\n75')" ]
   [ "$stderr" = "fs-file-write: rate limit of 2 calls per hour reached" ]
