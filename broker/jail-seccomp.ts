@@ -3,7 +3,9 @@
 // (`--seccomp FD`), closes that fd, and installs the filter last, just before it executes the
 // agent's command, so the filter only has to allow what the agent's programs need. No jail
 // starts without it: a build without the filter fails the run (exit 69).
-import { closeSync, openSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, rmSync, writeSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { seccompFilter } from "../lib/install.ts";
 
 /** The fd bwrap reads the filter from: the first after stdin, stdout and stderr. */
@@ -14,12 +16,43 @@ export function seccompArgs(): string[] {
   return ["--seccomp", String(SECCOMP_FD)];
 }
 
-/** Bun.spawn of a bwrap command line with seccompArgs(), the filter open on SECCOMP_FD. */
+/** The fd bwrap reads its options from (`--args FD`): the one after the filter's. */
+export const ARGS_FD = SECCOMP_FD + 1;
+
+/**
+ * A bwrap command line with bwrap's options taken out, to be read from ARGS_FD: bwrap stays the
+ * jail's pid 1, and its /proc/1/cmdline, which the agent can read, would otherwise name the host
+ * paths it binds (the state directory, the workspace). What precedes bwrap (the step into the
+ * control group, setpriv) and the command after `--` stay on the command line.
+ */
+export function moveBwrapOptions(argv: readonly string[]): { argv: string[]; options: Buffer } {
+  const at = argv.indexOf("bwrap");
+  const end = argv.indexOf("--", at + 1);
+  if (at < 0 || end < 0) throw new Error("not a bwrap command line");
+  const options = Buffer.from(argv.slice(at + 1, end).map((a) => `${a}\0`).join(""));
+  return { argv: [...argv.slice(0, at + 1), "--args", String(ARGS_FD), ...argv.slice(end)], options };
+}
+
+/**
+ * Bun.spawn of a bwrap command line with seccompArgs(): the filter open on SECCOMP_FD, and bwrap's
+ * options in an unlinked file open on ARGS_FD (moveBwrapOptions).
+ */
 export function spawnWithSeccomp(argv: string[], o: { stdio: ["inherit", "inherit", "inherit"]; env: Record<string, string> }) {
+  const { argv: short, options } = moveBwrapOptions(argv);
   const filter = openSync(seccompFilter(), "r");
+  let args: number | null = null;
   try {
-    return Bun.spawn(argv, { env: o.env, stdio: [...o.stdio, filter] });
+    const dir = mkdtempSync(join(tmpdir(), "vivary-bwrap-"));
+    try {
+      const path = join(dir, "args");
+      args = openSync(path, "wx+", 0o600);
+      writeSync(args, options, 0, options.length, 0); // at offset 0; the fd's own offset stays 0 for bwrap
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return Bun.spawn(short, { env: o.env, stdio: [...o.stdio, filter, args] });
   } finally {
-    closeSync(filter); // the child holds its own copy
+    closeSync(filter); // the child holds its own copies
+    if (args !== null) closeSync(args);
   }
 }

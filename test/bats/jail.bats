@@ -238,6 +238,16 @@ except OSError as e:
   [ "$output" = none ]
 }
 
+@test "no process of the jail names a host path on its command line: the jail's layout is not shown to the agent" {
+  run -0 jail sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " <"$f"; echo; done'
+  [ "${#lines[@]}" -ge 2 ]
+  [[ "$output" != *"$STATE"* ]]
+  [[ "$output" != *"$WS"* ]]
+  # Negative control: the same search finds a host path where one is shown.
+  run -0 jail sh -c 'for f in /proc/[0-9]*/cmdline; do tr "\0" " " <"$f"; echo; done' "$STATE"
+  [[ "$output" == *"$STATE"* ]]
+}
+
 @test "jailed processes hold no capabilities and cannot gain privileges" {
   run -0 jail grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status
   [ "${#lines[@]}" -eq 6 ]
