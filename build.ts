@@ -1,7 +1,8 @@
 // Builds dist/: one compiled Bun executable (dist/bin/vivary) linked under every program and
 // capability name, the static C stub (dist/libexec/viv-stub) that jails run for each call, the
 // jails' seccomp filter (dist/libexec/viv-seccomp.bpf, written by images/seccomp.c with
-// libseccomp), the probe of that filter (dist/libexec/viv-try-syscall), and the MCP bridge
+// libseccomp), the probe of that filter (dist/libexec/viv-try-syscall), the maker of the
+// idmapped mounts of owner="keep" workspaces (dist/libexec/viv-idmap-mount), and the MCP bridge
 // (dist/libexec/viv-mcp.mjs), one JavaScript file for the host's Node, which jails see under
 // /usr: a compiled Bun executable would be some 100 MB copied into every agent's directory.
 import { $ } from "bun";
@@ -19,6 +20,7 @@ mkdirSync(join(dist, "libexec"), { recursive: true });
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-stub")} ${join(root, "stub", "viv-stub.c")}`;
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-model-relay")} ${join(root, "stub", "viv-model-relay.c")}`;
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-try-syscall")} ${join(root, "images", "try-syscall.c")}`;
+await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-idmap-mount")} ${join(root, "images", "idmap-mount.c")}`;
 const gen = mkdtempSync(join(tmpdir(), "vivary-seccomp-"));
 try {
   await $`cc -O2 -Wall -Wextra -Werror -o ${join(gen, "seccomp")} ${join(root, "images", "seccomp.c")} -lseccomp`;
@@ -38,4 +40,4 @@ for (const name of ["viv", "viv-broker", "viv-log", ...CAPABILITIES.keys()]) {
   rmSync(join(bin, name), { force: true });
   symlinkSync("vivary", join(bin, name));
 }
-console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-model-relay, viv-seccomp.bpf, viv-try-syscall, ${mcp}`);
+console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-model-relay, viv-seccomp.bpf, viv-try-syscall, viv-idmap-mount, ${mcp}`);
