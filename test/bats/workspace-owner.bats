@@ -7,7 +7,7 @@
 # refused. The owner and a third user are numeric uids no one else on the host has.
 #
 # Scripts passed to `sh -c` inside the jail are single-quoted on purpose: they expand in the jail.
-# shellcheck disable=SC2016
+# shellcheck disable=SC2016,SC2154
 
 load helpers
 
@@ -214,7 +214,7 @@ has_lent_mount() {
   # The same helper with each map line's two ids swapped: the agent's id would be sent to the owner's.
   sed -e 's/"%lu %lu 1\\n", from, to)/"%lu %lu 1\\n", to, from)/' -e 's/"%lu %lu 1\\n", gfrom, gto)/"%lu %lu 1\\n", gto, gfrom)/' \
     "$VIV_ROOT/images/idmap-mount.c" >"$BATS_TEST_TMPDIR/reversed.c"
-  ! cmp -s "$VIV_ROOT/images/idmap-mount.c" "$BATS_TEST_TMPDIR/reversed.c"
+  run ! cmp -s "$VIV_ROOT/images/idmap-mount.c" "$BATS_TEST_TMPDIR/reversed.c"
   cc -O2 -o "$BATS_TEST_TMPDIR/reversed" "$BATS_TEST_TMPDIR/reversed.c"
   # Open to others, or the jail could not even enter /workspace.
   chmod 0755 "$WS"
