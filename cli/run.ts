@@ -217,7 +217,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     const hostUid = process.getuid?.() === 0 ? agent.uid : null;
     // owner="keep": root lends the operator's directory through an idmapped mount (lib/workspace-idmap.ts).
     const keep = agent.workspaceOwner === "keep" && hostUid !== null;
-    if (hostUid !== null) sweepLentWorkspaces(o.state);
+    if (hostUid !== null) for (const m of sweepLentWorkspaces(o.state)) process.stderr.write(`viv: ${m}\n`);
     if (agent.workspace && !keep) prepareWorkspace(agent.workspace, hostUid);
     if (agent.workspace && keep) lent = lendWorkspace(agent.workspace, o.state, agent.name, { uid: hostUid, gid: hostUid });
 
@@ -267,8 +267,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     }
     return ended.code;
   } finally {
-    const stuck = lent?.release();
-    if (stuck) process.stderr.write(`viv: ${stuck}\n`);
+    for (const m of lent?.release() ?? []) process.stderr.write(`viv: ${m}\n`);
     await brokers.stopAll();
   }
 }

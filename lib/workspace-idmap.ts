@@ -4,7 +4,11 @@
 // other uid show as nobody and give the agent only what "other" may do. viv run (root) lends the
 // mount for one run, in STATE/agents/AGENT/mnt/ws-PID-START, and takes it back when the jail ends;
 // a run killed before that leaves a mount whose PID and START name a process that is gone, and
-// the next run sweeps it. The mount itself is made by dist/libexec/viv-idmap-mount
+// the next run sweeps it. The mount is nosuid, so a setuid bit does nothing in the jail; but the
+// agent owns the owner's files there and may set one, which on the host would make a program run
+// as the owner by whoever starts it. So before a mount is taken back (or swept), the setuid and
+// setgid bits of every file the agent could have set them on since the mount was made (its
+// files, changed since then: a ctime cannot be set back) are cleared, and the run says which. The mount itself is made by dist/libexec/viv-idmap-mount
 // (images/idmap-mount.c), whose header says how and which way the ids go.
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, chmodSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -21,11 +25,15 @@ export interface LentWorkspace {
   path: string;
   /** The workspace's owner on the host, as the mount read it. */
   owner: { uid: number; gid: number };
-  /** Unmounts it; returns why it could not, or null. Only the first call does anything. */
-  release(): string | null;
+  /**
+   * Clears the setuid and setgid bits the agent set, and unmounts it; returns what the operator
+   * should hear (bits cleared, or why the mount could not be taken back). Only the first call acts.
+   */
+  release(): string[];
 }
 
-const LENT = /^ws-([0-9]+)-([0-9]+)$/;
+/** ws-PID-START-SINCE: the lending run's pid and start time (clock ticks since boot), and when it lent it (ms since the epoch). */
+const LENT = /^ws-([0-9]+)-([0-9]+)-([0-9]+)$/;
 
 export function idmapHelper(): string {
   const p = process.env.VIVARY_IDMAP_HELPER ?? join(distDir(), "libexec", "viv-idmap-mount");
@@ -48,6 +56,30 @@ function helper(args: string[]): { code: number; out: string; err: string } {
   return { code: r.exitCode ?? 70, out: r.stdout.toString(), err: r.stderr.toString().trim().split("\n")[0] ?? "" };
 }
 
+/**
+ * Clears the setuid and setgid bits of the regular files below the lent mount `dir` that the
+ * agent's uid owns there (its owner's files) and whose status changed since `sinceMs` (epoch
+ * milliseconds). find(1) follows no symlink; the jail has ended, so nothing renames under it.
+ */
+function clearSetid(dir: string, sinceMs: number, shown: string): string[] {
+  let uid: number;
+  try {
+    uid = statSync(dir).uid;
+  } catch {
+    return [];
+  }
+  const r = Bun.spawnSync(["find", dir, "-type", "f", "-uid", String(uid), "-perm", "/6000", "-newerct", `@${(sinceMs / 1000).toFixed(3)}`, "-print0", "-exec", "chmod", "ug-s", "{}", "+"], {
+    env: { PATH: "/usr/bin:/bin", LC_ALL: "C" },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const files = r.stdout.toString().split("\0").filter(Boolean).map((f) => shown + f.slice(dir.length)).sort();
+  const out = files.length ? [`cleared the setuid/setgid bits the agent set on ${files.map((f) => `'${f}'`).join(", ")}`] : [];
+  if (r.exitCode !== 0) out.push(`could not check '${shown}' for setuid/setgid files the agent left: ${r.stderr.toString().trim().split("\n")[0]}`);
+  return out;
+}
+
 function unmount(dir: string) {
   const r = helper(["unmount", dir]);
   if (r.code !== 0) throw new VivError(Exit.internal, r.err.replace(/^viv-idmap-mount: /, ""));
@@ -56,23 +88,25 @@ function unmount(dir: string) {
 
 /**
  * Takes back the mounts that runs killed before their end left in STATE/agents/*\/mnt: those whose
- * name's PID is gone or was reused since (its start time differs). Returns the paths removed.
+ * name's PID is gone or was reused since (its start time differs), clearing the setuid and setgid
+ * bits the agent set first. Returns what the operator should hear.
  */
 export function sweepLentWorkspaces(state: string): string[] {
   const agents = stateLayout(state).agents;
-  const removed: string[] = [];
-  if (!existsSync(agents)) return removed;
+  const said: string[] = [];
+  if (!existsSync(agents)) return said;
   for (const agent of readdirSync(agents)) {
     const mnt = stateLayout(state).agentMounts(agent);
     if (!existsSync(mnt)) continue;
     for (const name of readdirSync(mnt)) {
       const m = LENT.exec(name);
       if (!m || startTime(Number(m[1])) === m[2]) continue;
-      unmount(join(mnt, name));
-      removed.push(join(mnt, name));
+      const dir = join(mnt, name);
+      said.push(...clearSetid(dir, Number(m[3]), dir));
+      unmount(dir);
     }
   }
-  return removed;
+  return said;
 }
 
 /**
@@ -94,8 +128,11 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
   chmodSync(mnt, 0o711);
   const start = startTime(process.pid);
   if (start === null) throw new VivError(Exit.internal, "cannot read this process's start time from /proc");
-  const dir = join(mnt, `ws-${process.pid}-${start}`);
-  if (existsSync(dir)) unmount(dir); // a lend of this same run: never two at once
+  const prefix = `ws-${process.pid}-${start}-`;
+  // A lend of this same run: never two at once.
+  for (const old of readdirSync(mnt)) if (old.startsWith(prefix)) unmount(join(mnt, old));
+  const since = Date.now();
+  const dir = join(mnt, `${prefix}${since}`);
   mkdirSync(dir, { mode: 0o700 });
   const r = helper(["mount", workspace, dir, String(to.uid), String(to.gid)]);
   if (r.code !== 0) {
@@ -110,14 +147,15 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
     path: dir,
     owner: { uid: uid!, gid: gid! },
     release() {
-      if (released) return null;
+      if (released) return [];
       released = true;
+      const said = clearSetid(dir, since, workspace);
       try {
         unmount(dir);
-        return null;
       } catch (e) {
-        return `cannot take back the lent workspace '${dir}': ${(e as Error).message}`;
+        said.push(`cannot take back the lent workspace '${dir}': ${(e as Error).message}`);
       }
+      return said;
     },
   };
 }

@@ -135,6 +135,20 @@ has_lent_mount() {
   [ "$(stat -c '%u:%g' "$WS/f")" = "$OWN:$OGID" ]
 }
 
+@test "setuid and setgid bits the agent sets are cleared when the run ends, and the operator's own are kept" {
+  cp /usr/bin/id "$WS/operators-suid"
+  chown "$OWN:$OGID" "$WS/operators-suid"
+  chmod 4755 "$WS/operators-suid"
+  # Changed before the run, so not the agent's doing (a ctime cannot be set back).
+  run -0 --separate-stderr jail sh -c 'cp /usr/bin/id /workspace/planted && chmod 6755 /workspace/planted && mkdir /workspace/d && cp /usr/bin/id /workspace/d/deep && chmod 4711 /workspace/d/deep && chmod u+s /workspace/mine && stat -c %a /workspace/planted /workspace/d/deep /workspace/mine'
+  [ "$output" = "$(printf '6755
+4711
+4600')" ]
+  [ "$stderr" = "viv: cleared the setuid/setgid bits the agent set on '$WS/d/deep', '$WS/mine', '$WS/planted'" ]
+  [ "$(stat -c '%a %u:%g' "$WS/planted" "$WS/d/deep" "$WS/mine" "$WS/operators-suid")" = "$(printf '%s\n' "755 $OWN:$OGID" "711 $OWN:$OGID" "600 $OWN:$OGID" "4755 $OWN:$OGID")" ]
+  no_lent_mounts
+}
+
 @test "a symlink in the workspace reaches nothing outside it, neither in the jail nor through fs-file-write" {
   run -0 jail sh -c 'cat /workspace/out 2>/dev/null || echo refused; ls /workspace/out/.. >/dev/null 2>&1 || echo no-parent'
   [ "$output" = "$(printf 'refused\nno-parent')" ]
@@ -153,7 +167,7 @@ has_lent_mount() {
 }
 
 @test "a SIGKILL of viv run leaves its mount, and the next run sweeps it" {
-  viv run --agent "$AGENT" -- sleep 60 &
+  viv run --agent "$AGENT" -- sh -c 'cp /usr/bin/id /workspace/planted && chmod 4755 /workspace/planted && exec sleep 60' &
   VIV_PID=$!
   wait_for has_lent_mount
   wait_for pgrep -u "$AUID" sleep
@@ -161,9 +175,12 @@ has_lent_mount() {
   wait "$VIV_PID" 2>/dev/null || true
   VIV_PID=""
   wait_for no_agent_processes
-  # The killed run had no chance to take it back.
+  # The killed run had no chance to take it back, nor to clear what the agent set.
   has_lent_mount
-  run -0 jail true
+  [ "$(stat -c %a "$WS/planted")" = 4755 ]
+  run -0 --separate-stderr jail true
+  [[ "$stderr" == "viv: cleared the setuid/setgid bits the agent set on '$STATE/agents/$AGENT/mnt/ws-"*"/planted'" ]]
+  [ "$(stat -c %a "$WS/planted")" = 755 ]
   no_lent_mounts
 }
 
