@@ -2,15 +2,17 @@
 // and the jail sees it through an idmapped mount that sends the owner's uid and gid to the host
 // ids the jail's user runs as. Files the agent creates are the owner's on the host; files of any
 // other uid show as nobody and give the agent only what "other" may do. viv run (root) lends the
-// mount for one run, in STATE/agents/AGENT/mnt/ws-PID-START, and takes it back when the jail ends;
-// a run killed before that leaves a mount whose PID and START name a process that is gone, and
-// the next run sweeps it. The mount is nosuid, so a setuid bit does nothing in the jail; but the
+// mount for one run, at STATE/agents/AGENT/mnt/ws-PID-START-SINCE/workspace, and takes it back
+// when the jail ends; a run killed before that leaves a mount whose PID and START name a process
+// that is gone, and the next run sweeps it. The directory above the mount is root's, of the
+// jail's gid, mode 0710: the mount skips the directories above the workspace (the operator's
+// home may be 0700), so no one but the jail's uid may reach it (/proc/self/mountinfo names it to all). The mount is nosuid, so a setuid bit does nothing in the jail; but the
 // agent owns the owner's files there and may set one, which on the host would make a program run
 // as the owner by whoever starts it. So before a mount is taken back (or swept), the setuid and
 // setgid bits of every file the agent could have set them on since the mount was made (its
 // files, changed since then: a ctime cannot be set back) are cleared, and the run says which. The mount itself is made by dist/libexec/viv-idmap-mount
 // (images/idmap-mount.c), whose header says how and which way the ids go.
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, chmodSync, statSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { distDir } from "./install.ts";
@@ -34,6 +36,8 @@ export interface LentWorkspace {
 
 /** ws-PID-START-SINCE: the lending run's pid and start time (clock ticks since boot), and when it lent it (ms since the epoch). */
 const LENT = /^ws-([0-9]+)-([0-9]+)-([0-9]+)$/;
+/** The mount point inside each ws-… directory. */
+const MOUNT_POINT = "workspace";
 
 export function idmapHelper(): string {
   const p = process.env.VIVARY_IDMAP_HELPER ?? join(distDir(), "libexec", "viv-idmap-mount");
@@ -80,10 +84,21 @@ function clearSetid(dir: string, sinceMs: number, shown: string): string[] {
   return out;
 }
 
-function unmount(dir: string) {
-  const r = helper(["unmount", dir]);
+/** rmdir(2) that is content when there is nothing to remove; never removes anything but an empty directory. */
+function removeDir(dir: string) {
+  try {
+    rmdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+}
+
+/** Unmounts the mount in a ws-… directory and removes both directories. */
+function takeBack(dir: string) {
+  const r = helper(["unmount", join(dir, MOUNT_POINT)]);
   if (r.code !== 0) throw new VivError(Exit.internal, r.err.replace(/^viv-idmap-mount: /, ""));
-  rmdirSync(dir);
+  removeDir(join(dir, MOUNT_POINT));
+  removeDir(dir);
 }
 
 /**
@@ -102,8 +117,8 @@ export function sweepLentWorkspaces(state: string): string[] {
       const m = LENT.exec(name);
       if (!m || startTime(Number(m[1])) === m[2]) continue;
       const dir = join(mnt, name);
-      said.push(...clearSetid(dir, Number(m[3]), dir));
-      unmount(dir);
+      said.push(...clearSetid(join(dir, MOUNT_POINT), Number(m[3]), join(dir, MOUNT_POINT)));
+      takeBack(dir);
     }
   }
   return said;
@@ -130,13 +145,19 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
   if (start === null) throw new VivError(Exit.internal, "cannot read this process's start time from /proc");
   const prefix = `ws-${process.pid}-${start}-`;
   // A lend of this same run: never two at once.
-  for (const old of readdirSync(mnt)) if (old.startsWith(prefix)) unmount(join(mnt, old));
+  for (const old of readdirSync(mnt)) if (old.startsWith(prefix)) takeBack(join(mnt, old));
   const since = Date.now();
   const dir = join(mnt, `${prefix}${since}`);
+  // root:GID 0710: the jail's uid (whose gid this is) may pass, no one else.
   mkdirSync(dir, { mode: 0o700 });
-  const r = helper(["mount", workspace, dir, String(to.uid), String(to.gid)]);
+  chownSync(dir, 0, to.gid);
+  chmodSync(dir, 0o710);
+  const point = join(dir, MOUNT_POINT);
+  mkdirSync(point, { mode: 0o700 });
+  const r = helper(["mount", workspace, point, String(to.uid), String(to.gid)]);
   if (r.code !== 0) {
-    rmdirSync(dir);
+    removeDir(point);
+    removeDir(dir);
     const why = r.err.replace(/^viv-idmap-mount: /, "");
     const code = r.code === Exit.config ? Exit.config : r.code === Exit.unavailable ? Exit.unavailable : Exit.internal;
     throw new VivError(code, `workspace '${workspace}' cannot be lent with owner="keep": ${why}`);
@@ -144,14 +165,14 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
   const [uid, gid] = r.out.trim().split(" ").map(Number);
   let released = false;
   return {
-    path: dir,
+    path: point,
     owner: { uid: uid!, gid: gid! },
     release() {
       if (released) return [];
       released = true;
-      const said = clearSetid(dir, since, workspace);
+      const said = clearSetid(point, since, workspace);
       try {
-        unmount(dir);
+        takeBack(dir);
       } catch (e) {
         said.push(`cannot take back the lent workspace '${dir}': ${(e as Error).message}`);
       }

@@ -189,6 +189,16 @@ has_lent_mount() {
   VIV_PID=$!
   wait_for pgrep -u "$AUID" sleep
   has_lent_mount
+  # While lent, the mount is the agent's uid's way in and no one else's: the workspace's parent
+  # is closed to others, and so is the directory above the mount.
+  local m
+  m=$(lent_mounts)
+  [ "$(stat -c '%u:%g' "$m/mine")" = "$AUID:$AUID" ]
+  [ "$(stat -c '%u:%g %a' "$(dirname "$m")")" = "0:$AUID 710" ]
+  run -0 setpriv --reuid="$AUID" --regid="$AUID" --clear-groups cat "$m/mine"
+  [ "$output" = owner-secret ]
+  run ! setpriv --reuid="$THIRD" --regid="$THIRD" --clear-groups stat "$m/mine"
+  run ! setpriv --reuid="$OWN" --regid="$OGID" --clear-groups stat "$m/mine"
   run -0 viv kill "$AGENT" --reason 'idmap test'
   local rc=0
   wait "$VIV_PID" || rc=$?
