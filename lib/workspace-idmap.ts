@@ -12,7 +12,7 @@
 // setgid bits of every file the agent could have set them on since the mount was made (its
 // files, changed since then: a ctime cannot be set back) are cleared, and the run says which. The mount itself is made by dist/libexec/viv-idmap-mount
 // (images/idmap-mount.c), whose header says how and which way the ids go.
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { distDir } from "./install.ts";
@@ -61,9 +61,33 @@ function helper(args: string[]): { code: number; out: string; err: string } {
 }
 
 /**
+ * Clears the setuid or setgid bits of one file find(1) named, through a descriptor: the path is
+ * opened without following a last symlink, and what was opened must still lie below `dir` (no
+ * directory on the way was swapped for a symlink) and be a regular file of `uid`. True if cleared.
+ */
+function clearOne(dir: string, path: string, uid: number): boolean {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch {
+    return false;
+  }
+  try {
+    if (!readlinkSync(`/proc/self/fd/${fd}`).startsWith(`${dir}/`)) return false;
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.uid !== uid || (st.mode & 0o6000) === 0) return false;
+    fchmodSync(fd, st.mode & 0o1777);
+    return true;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
  * Clears the setuid and setgid bits of the regular files below the lent mount `dir` that the
  * agent's uid owns there (its owner's files) and whose status changed since `sinceMs` (epoch
- * milliseconds). find(1) follows no symlink; the jail has ended, so nothing renames under it.
+ * milliseconds). find(1) follows no symlink, and each file is changed through a descriptor
+ * checked to lie below `dir`, should anything of the jail still rename under it.
  */
 function clearSetid(dir: string, sinceMs: number, shown: string): string[] {
   let uid: number;
@@ -72,13 +96,14 @@ function clearSetid(dir: string, sinceMs: number, shown: string): string[] {
   } catch {
     return [];
   }
-  const r = Bun.spawnSync(["find", dir, "-type", "f", "-uid", String(uid), "-perm", "/6000", "-newerct", `@${(sinceMs / 1000).toFixed(3)}`, "-print0", "-exec", "chmod", "ug-s", "{}", "+"], {
+  const r = Bun.spawnSync(["find", dir, "-type", "f", "-uid", String(uid), "-perm", "/6000", "-newerct", `@${(sinceMs / 1000).toFixed(3)}`, "-print0"], {
     env: { PATH: "/usr/bin:/bin", LC_ALL: "C" },
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",
   });
-  const files = r.stdout.toString().split("\0").filter(Boolean).map((f) => shown + f.slice(dir.length)).sort();
+  const found = r.stdout.toString().split("\0").filter(Boolean);
+  const files = found.filter((f) => clearOne(dir, f, uid)).map((f) => shown + f.slice(dir.length)).sort();
   const out = files.length ? [`cleared the setuid/setgid bits the agent set on ${files.map((f) => `'${f}'`).join(", ")}`] : [];
   if (r.exitCode !== 0) out.push(`could not check '${shown}' for setuid/setgid files the agent left: ${r.stderr.toString().trim().split("\n")[0]}`);
   return out;
