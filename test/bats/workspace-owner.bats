@@ -237,6 +237,25 @@ has_lent_mount() {
   no_lent_mounts
 }
 
+@test "the nspawn lending shows the owner's workspace as the container's jail user's, in a real systemd-nspawn" {
+  command -v systemd-nspawn >/dev/null
+  # A minimal container tree: the host's /usr, the usual links, and a passwd with the jail user.
+  local shift=$((65536 * (100 + $(od -An -N1 -tu1 /dev/urandom | tr -d ' ') % 100)))
+  local root="$BATS_TEST_TMPDIR/nsroot"
+  mkdir -p "$root"/{usr,etc,proc,sys,dev,run,tmp,workspace}
+  local l
+  for l in bin lib lib64 sbin; do ln -s "usr/$l" "$root/$l"; done
+  cp /etc/os-release "$root/etc/"
+  printf 'root:x:0:0::/root:/bin/sh\nagent:x:1000:1000::/workspace:/bin/sh\n' >"$root/etc/passwd"
+  printf 'root:x:0:\nagent:x:1000:\n' >"$root/etc/group"
+  chown -R "$shift:$shift" "$root"
+  run -0 "$VIV_ROOT/node_modules/.bin/bun" "$VIV_ROOT/test/nspawn-lend.ts" "$STATE" "$AGENT" "$WS" "$root" "$shift" -- \
+    /bin/sh -c 'id -u; stat -c "%u:%g" /workspace/mine /workspace/third; cat /workspace/mine; echo made >/workspace/new && echo ok'
+  [ "$output" = "$(printf '1000\n1000:1000\n65534:65534\nowner-secret\nok')" ]
+  [ "$(stat -c '%u:%g' "$WS/new")" = "$OWN:$OGID" ]
+  no_lent_mounts
+}
+
 @test "an idmapping the wrong way round fails these checks (negative control of the direction)" {
   # The same helper with each map line's two ids swapped: the agent's id would be sent to the owner's.
   sed -e 's/"%lu %lu 1\\n", from, to)/"%lu %lu 1\\n", to, from)/' -e 's/"%lu %lu 1\\n", gfrom, gto)/"%lu %lu 1\\n", gto, gfrom)/' \
