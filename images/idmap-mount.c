@@ -130,7 +130,7 @@ static int do_mount(const char *src, const char *dst, unsigned long to, unsigned
   if (mount_setattr(tree, "", AT_EMPTY_PATH | AT_RECURSIVE, &attr, sizeof attr)) {
     if (errno == ENOSYS) die(EX_UNAVAILABLE, "this kernel has no mount_setattr(2) (idmapped mounts need Linux 5.12 or later)");
     if (errno == EINVAL)
-      die(EX_CONFIG, "cannot idmap '%s': its filesystem (or one mounted below it) does not support idmapped mounts (%s)", src, strerror(errno));
+      die(EX_CONFIG, "its filesystem, or one mounted below it, does not support idmapped mounts (%s)", strerror(errno));
     die(EX_OSERR, "cannot idmap '%s': %s", src, strerror(errno));
   }
   close(ns);

@@ -12,7 +12,7 @@
 // setgid bits of every file the agent could have set them on since the mount was made (its
 // files, changed since then: a ctime cannot be set back) are cleared, and the run says which. The mount itself is made by dist/libexec/viv-idmap-mount
 // (images/idmap-mount.c), whose header says how and which way the ids go.
-import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, statSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { distDir } from "./install.ts";
@@ -109,6 +109,26 @@ function clearSetid(dir: string, sinceMs: number, shown: string): string[] {
   return out;
 }
 
+/** The type of the filesystem `path` is on, from the mount table (the mount point that is the longest prefix of its real path). */
+function filesystemType(path: string): string | null {
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return null;
+  }
+  let best: { point: string; type: string } | null = null;
+  for (const line of readFileSync("/proc/self/mountinfo", "utf8").split("\n")) {
+    const f = line.split(" ");
+    const dash = f.indexOf("-");
+    if (dash < 0) continue;
+    const point = f[4]!.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
+    const under = point === "/" || real === point || real.startsWith(`${point}/`);
+    if (under && (!best || point.length >= best.point.length)) best = { point, type: f[dash + 1]! };
+  }
+  return best?.type ?? null;
+}
+
 /** rmdir(2) that is content when there is nothing to remove; never removes anything but an empty directory. */
 function removeDir(dir: string) {
   try {
@@ -183,7 +203,9 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
   if (r.code !== 0) {
     removeDir(point);
     removeDir(dir);
-    const why = r.err.replace(/^viv-idmap-mount: /, "");
+    let why = r.err.replace(/^viv-idmap-mount: /, "");
+    const type = filesystemType(workspace);
+    if (type && why.startsWith("its filesystem,")) why = why.replace("its filesystem,", `its filesystem (${type}),`);
     const code = r.code === Exit.config ? Exit.config : r.code === Exit.unavailable ? Exit.unavailable : Exit.internal;
     throw new VivError(code, `workspace '${workspace}' cannot be lent with owner="keep": ${why}`);
   }

@@ -216,7 +216,7 @@ has_lent_mount() {
   write_policy keep "$RAMFS"
   start_broker
   run -78 --separate-stderr jail true
-  [ "$stderr" = "viv: workspace '$RAMFS' cannot be lent with owner=\"keep\": cannot idmap '$RAMFS': its filesystem (or one mounted below it) does not support idmapped mounts (Invalid argument)" ]
+  [ "$stderr" = "viv: workspace '$RAMFS' cannot be lent with owner=\"keep\": its filesystem (ramfs), or one mounted below it, does not support idmapped mounts (Invalid argument)" ]
   [ "$(lent_mounts)" = "$RAMFS" ]
   [ -z "$(ls -A "$STATE/agents/$AGENT/mnt")" ]
 }
