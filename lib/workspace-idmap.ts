@@ -1,26 +1,24 @@
 // Workspaces the operator owns (`workspace "PATH" owner="keep"`): the directory stays its owner's,
 // and the jail sees it through an idmapped mount that sends the owner's uid and gid to the host
 // ids the jail's user runs as. Files the agent creates are the owner's on the host; files of any
-// other uid show as nobody and give the agent only what "other" may do. viv run (root) lends the
-// mount for one run, at STATE/agents/AGENT/mnt/ws-PID-START-SINCE/workspace, and takes it back
-// when the jail ends; a run killed before that leaves a mount whose PID and START name a process
-// that is gone, and the next run sweeps it. The directory above the mount is root's, of the
-// jail's gid, mode 0710: the mount skips the directories above the workspace (the operator's
-// home may be 0700), so no one but the jail's uid may reach it (/proc/self/mountinfo names it to all). The mount is nosuid, so a setuid bit does nothing in the jail; but the
-// agent owns the owner's files there and may set one, which on the host would make a program run
-// as the owner by whoever starts it. So before a mount is taken back (or swept), the setuid and
-// setgid bits of every file the agent could have set them on since the mount was made (its
-// files, changed since then: a ctime cannot be set back) are cleared, and the run says which. The mount itself is made by dist/libexec/viv-idmap-mount
-// (images/idmap-mount.c), whose header says how and which way the ids go.
+// other uid show as nobody and give the agent only what "other" may do. The mount itself is made
+// by dist/libexec/viv-idmap-mount (images/idmap-mount.c), whose header says which way the ids go.
+//
+// viv run (root) lends the mount for one run, at STATE/agents/AGENT/mnt/ws-PID-START-SINCE/workspace,
+// and takes it back when the jail ends; a run killed before that leaves a mount whose PID and
+// START name a process that is gone, and the next run sweeps it. The mount skips the directories
+// above the workspace (the operator's home may be 0700), and /proc/self/mountinfo names it to
+// all, so the directory above it is root's, of the jail's gid, mode 0710: only the jail's uid
+// passes. The mount is nosuid, so a setuid bit does nothing in the jail; but the agent may set
+// one on the owner's files, and on the host that program would run as the owner for whoever
+// starts it. So before a mount is taken back (or swept), the setuid and setgid bits of the files
+// the agent could have set them on since the lend (its files whose status changed since then: a
+// ctime cannot be set back) are cleared, and the run names them.
 import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, realpathSync, rmdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { distDir } from "./install.ts";
 import { JAIL, stateLayout } from "./paths.ts";
-
-/** The values of `workspace owner=`: "agent" (the default: the agent's uid must own it) or "keep". */
-export const WORKSPACE_OWNERS = ["agent", "keep"] as const;
-export type WorkspaceOwner = (typeof WORKSPACE_OWNERS)[number];
 
 /** A workspace lent to one jail: bind `path` instead of the workspace; `release` takes it back. */
 export interface LentWorkspace {
@@ -39,6 +37,7 @@ const LENT = /^ws-([0-9]+)-([0-9]+)-([0-9]+)$/;
 /** The mount point inside each ws-… directory. */
 const MOUNT_POINT = "workspace";
 
+/** The helper; VIVARY_IDMAP_HELPER names another (tests use it to run a deliberately wrong one). */
 export function idmapHelper(): string {
   const p = process.env.VIVARY_IDMAP_HELPER ?? join(distDir(), "libexec", "viv-idmap-mount");
   if (!existsSync(p)) throw new VivError(Exit.unavailable, `viv-idmap-mount is missing at '${p}'; run 'bun run build.ts'`);
