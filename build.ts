@@ -2,7 +2,8 @@
 // capability name, the static C stub (dist/libexec/viv-stub) that jails run for each call, the
 // jails' seccomp filter (dist/libexec/viv-seccomp.bpf, written by images/seccomp.c with
 // libseccomp), the probe of that filter (dist/libexec/viv-try-syscall), the nspawn jail's first
-// process (dist/libexec/viv-jail-init) and root skeleton (dist/nspawn-root), and the MCP bridge
+// process (dist/libexec/viv-jail-init) and root skeleton (dist/nspawn-root), the maker of the
+// idmapped mounts of owner="keep" workspaces (dist/libexec/viv-idmap-mount), and the MCP bridge
 // (dist/libexec/viv-mcp.mjs), one JavaScript file for the host's Node, which jails see under
 // /usr: a compiled Bun executable would be some 100 MB copied into every agent's directory.
 import { $ } from "bun";
@@ -23,6 +24,7 @@ await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-mod
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-try-syscall")} ${join(root, "images", "try-syscall.c")}`;
 await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-jail-init")} ${join(root, "images", "jail-init.c")}`;
 writeNspawnRoot(join(dist, "nspawn-root"));
+await $`cc -O2 -static -Wall -Wextra -Werror -o ${join(dist, "libexec", "viv-idmap-mount")} ${join(root, "images", "idmap-mount.c")}`;
 const gen = mkdtempSync(join(tmpdir(), "vivary-seccomp-"));
 try {
   await $`cc -O2 -Wall -Wextra -Werror -o ${join(gen, "seccomp")} ${join(root, "images", "seccomp.c")} -lseccomp`;
@@ -42,4 +44,4 @@ for (const name of ["viv", "viv-broker", "viv-log", ...CAPABILITIES.keys()]) {
   rmSync(join(bin, name), { force: true });
   symlinkSync("vivary", join(bin, name));
 }
-console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-model-relay, viv-seccomp.bpf, viv-try-syscall, viv-jail-init; ${join(dist, "nspawn-root")}; ${mcp}`);
+console.log(`built ${bin}: vivary, viv, viv-broker, viv-log, ${[...CAPABILITIES.keys()].join(", ")}; ${join(dist, "libexec", "viv-stub")}, viv-model-relay, viv-seccomp.bpf, viv-try-syscall, viv-jail-init, viv-idmap-mount; ${join(dist, "nspawn-root")}; ${mcp}`);

@@ -83,11 +83,16 @@ export function bwrapArgv(spec: JailSpec): string[] {
   return argv;
 }
 
-/** Refuses, with the directory to fix, a host path the agent's uid could not reach to bind. */
-export function checkReachable(path: string, what: string) {
+/**
+ * Refuses, with the directory to fix, a host path the agent's uid could not reach to bind. With
+ * `gid`, a directory of that group that its group may search counts as reachable (the jail runs
+ * with that gid): how an owner="keep" workspace's mount is kept from everyone else.
+ */
+export function checkReachable(path: string, what: string, gid?: number) {
   for (let d = dirname(path); d !== "/"; d = dirname(d)) {
-    const mode = statSync(d).mode;
-    if ((mode & 0o001) === 0) {
+    const st = statSync(d);
+    const mode = st.mode;
+    if ((mode & 0o001) === 0 && !(gid !== undefined && st.gid === gid && (mode & 0o010) !== 0)) {
       throw new VivError(Exit.config, `${what} '${path}' is not reachable by the agent's uid: '${d}' has mode ${(mode & 0o777).toString(8).padStart(4, "0")} (chmod o+x '${d}')`);
     }
   }
@@ -97,7 +102,7 @@ export function checkReachable(path: string, what: string) {
 export function spawnJail(spec: JailSpec, timeoutMs?: number) {
   if (spec.hostUid !== null) {
     checkReachable(spec.runDir, "state directory");
-    if (spec.workspace) checkReachable(spec.workspace, "workspace");
+    if (spec.workspace) checkReachable(spec.workspace, "workspace", spec.hostUid);
   }
   const proc = spawnWithSeccomp(bwrapArgv(spec), {
     stdio: ["inherit", "inherit", "inherit"],

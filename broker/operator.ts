@@ -69,7 +69,7 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
         killed: broker.killedBy(agent.name) ?? null,
         policy: broker.policyDigest,
         models: broker.modelEndpoints(agent.name),
-        agent: { name: agent.name, uid: agent.uid, workspace: agent.workspace ?? null, backend: agent.backend, limits: agent.limits, caps: capabilityList(agent).capabilities.map((c) => c.name) },
+        agent: { name: agent.name, uid: agent.uid, workspace: agent.workspace ?? null, workspaceOwner: agent.workspaceOwner ?? "agent", backend: agent.backend, limits: agent.limits, caps: capabilityList(agent).capabilities.map((c) => c.name) },
       };
     case "kill":
       if (!agent) return { ok: false, exit: 77, error: `agent '${req.agent}' is not in the policy` };

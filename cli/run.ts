@@ -14,6 +14,7 @@ import { selfCommand } from "../lib/install.ts";
 import { modelCommand, modelEnvironment } from "../lib/model-env.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
 import { Env, stateLayout } from "../lib/paths.ts";
+import { lendWorkspace, sweepLentWorkspaces, type LentWorkspace } from "../lib/workspace-idmap.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicy } from "../policy/load.ts";
 
@@ -195,6 +196,7 @@ async function watchBroker(o: RunOptions, brokers: OwnBrokers, agent: string, ja
 export async function runAgent(o: RunOptions): Promise<number> {
   const L = stateLayout(o.state);
   const brokers = new OwnBrokers(o);
+  let lent: LentWorkspace | null = null;
   try {
     // The broker that answered may be another run's, stopping as that run ends: ask again.
     let brokerAtStart = await brokers.ensure();
@@ -209,11 +211,15 @@ export async function runAgent(o: RunOptions): Promise<number> {
     if (!r.ok) throw new VivError(r.exit ?? Exit.denied, r.error);
     if (r.killed) throw new VivError(Exit.denied, `agent '${o.agent}' was stopped by the kill switch (${r.killed.reason}); it runs again after the broker restarts`);
     if (!brokers.startedAny) refuseOtherPolicy(o, brokerAtStart, r);
-    const agent = r.agent as { name: string; uid: number; workspace: string | null; backend: string; limits: { memoryBytes?: number; pids?: number; cpu?: number; tmpBytes?: number; timeoutMs?: number } };
+    const agent = r.agent as { name: string; uid: number; workspace: string | null; workspaceOwner?: string; backend: string; limits: { memoryBytes?: number; pids?: number; cpu?: number; tmpBytes?: number; timeoutMs?: number } };
     const backend = o.backend ?? agent.backend;
     if (backend !== "bwrap" && backend !== "nspawn") throw new VivError(Exit.usage, `unknown backend '${backend}'`);
     const hostUid = process.getuid?.() === 0 ? agent.uid : null;
-    if (agent.workspace) prepareWorkspace(agent.workspace, hostUid);
+    // owner="keep": root lends the operator's directory through an idmapped mount (lib/workspace-idmap.ts).
+    const keep = agent.workspaceOwner === "keep" && hostUid !== null;
+    if (hostUid !== null) for (const m of sweepLentWorkspaces(o.state)) process.stderr.write(`viv: ${m}\n`);
+    if (agent.workspace && !keep) prepareWorkspace(agent.workspace, hostUid);
+    if (agent.workspace && keep) lent = lendWorkspace(agent.workspace, o.state, agent.name, { uid: hostUid, gid: hostUid });
 
     const models = (r.models ?? []) as { name: string; kind: string }[];
     // The jail's own control group (lib/cgroup.ts), named after the agent and this run.
@@ -222,7 +228,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     let jail: ReturnType<typeof spawnJail>;
     try {
       jail = (backend === "nspawn" ? spawnNspawnJail : spawnJail)(
-        { hostUid, workspace: agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: modelCommand(models, o.command), env: modelEnvironment(models) },
+        { hostUid, workspace: lent?.path ?? agent.workspace, runDir: L.agentRun(agent.name), etcDir: L.agentEtc(agent.name), limits: agent.limits, cgroupEnter: group ? enterArgv(group) : undefined, command: modelCommand(models, o.command), env: modelEnvironment(models) },
         agent.limits.timeoutMs,
       );
     } catch (e) {
@@ -261,6 +267,7 @@ export async function runAgent(o: RunOptions): Promise<number> {
     }
     return ended.code;
   } finally {
+    for (const m of lent?.release() ?? []) process.stderr.write(`viv: ${m}\n`);
     await brokers.stopAll();
   }
 }

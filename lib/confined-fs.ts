@@ -7,11 +7,14 @@
 // file without blocking and checks the descriptor it got (a regular file with one link) before it
 // reads a byte; a listing reads names through the directory's descriptor and opens each
 // subdirectory below the one before it, so a swapped symlink is refused there too.
+// What a write creates (the file, and any directory on its way) belongs to the owner of the
+// directory it is made in, not to the broker: run as root, the broker would otherwise leave
+// root's files in an operator's tree (a `workspace owner="keep"` one above all) or an agent's.
 // Buffers go to libc as typed arrays, never as pointer numbers: a number does not keep its buffer
 // alive, and a collection between building the arguments and the call frees it (a write once
 // failed with ENOENT because renameat read a freed temporary name).
 import { randomBytes } from "node:crypto";
-import { fdatasync, fsync, opendirSync, readdirSync, readSync } from "node:fs";
+import { fchownSync, fdatasync, fstatSync, fsync, opendirSync, readdirSync, readSync } from "node:fs";
 import { promisify } from "node:util";
 import { dataError, Exit, unavailableError, VivError } from "./exit.ts";
 import { errno, libc } from "./libc.ts";
@@ -109,13 +112,38 @@ function fstatFd(fd: number, shown: string): Stat {
   return decodeStat(buf);
 }
 
+/**
+ * Gives what `fd` names to the owner and group of the directory `dirfd`, when this process is
+ * root (it may not otherwise); through descriptors only, so no name swapped meanwhile is followed.
+ */
+function takeDirectoryOwner(dirfd: number, fd: number, shown: string) {
+  if (process.geteuid?.() !== 0) return;
+  try {
+    const dir = fstatSync(dirfd);
+    fchownSync(fd, dir.uid, dir.gid);
+  } catch (e) {
+    throw new VivError(Exit.internal, `cannot give '${shown}' its directory's owner: ${(e as NodeJS.ErrnoException).code}`);
+  }
+}
+
 /** Opens one directory step below `dirfd`, creating it if missing; refuses anything but a real directory. */
 function stepInto(dirfd: number, name: string, shown: string, create: boolean): number {
   // No O_NOFOLLOW: with it a symlink fails as ENOTDIR; RESOLVE_NO_SYMLINKS makes it ELOOP.
   const flags = O.RDONLY | O.DIRECTORY | O.CLOEXEC;
+  let made = false;
   for (let attempt = 0; attempt < 2; attempt++) {
     const fd = openat2(dirfd, name, flags, 0, CONFINED);
-    if (fd >= 0) return fd;
+    if (fd >= 0) {
+      if (made) {
+        try {
+          takeDirectoryOwner(dirfd, fd, shown);
+        } catch (e) {
+          libc.close(fd);
+          throw e;
+        }
+      }
+      return fd;
+    }
     const e = -fd;
     if (e === 40) throw new EscapeAttempt(`'${shown}' is a symlink`);
     if (e === 18) throw new EscapeAttempt(`'${shown}' crosses a mount point`);
@@ -126,9 +154,8 @@ function stepInto(dirfd: number, name: string, shown: string, create: boolean): 
     }
     if (e === 2 && !create) throw dataError(`'${shown}' does not exist`);
     if (e !== 2) throw new VivError(Exit.internal, `cannot open '${shown}': ${errName(e)}`);
-    if (libc.mkdirat(dirfd, cstr(name), 0o755) !== 0 && errno() !== 17) {
-      throw new VivError(Exit.internal, `cannot create directory '${shown}': ${errName(errno())}`);
-    }
+    if (libc.mkdirat(dirfd, cstr(name), 0o755) === 0) made = true;
+    else if (errno() !== 17) throw new VivError(Exit.internal, `cannot create directory '${shown}': ${errName(errno())}`);
   }
   throw new VivError(Exit.internal, `cannot open '${shown}': it keeps changing`);
 }
@@ -205,6 +232,7 @@ export async function writeFileConfined(root: string, relative: readonly string[
     if (fd < 0) throw new VivError(Exit.internal, `cannot create a temporary file in '${shown.slice(0, -leaf.length - 1)}': ${errName(-fd)}`);
     let renamed = false;
     try {
+      takeDirectoryOwner(dirfd, fd, shown);
       libc.fchmod(fd, 0o644);
       for (let at = 0; at < data.length; ) {
         const n = Number(libc.write(fd, data.subarray(at), BigInt(data.length - at)));

@@ -58,6 +58,8 @@ export function stateLayout(state: string) {
     /** The agent's model endpoint (HTTP over this socket), when a grant gives it model access. */
     agentModelSocket: (agent: string) => join(state, "agents", agent, "run", "model.sock"),
     agentEtc: (agent: string) => join(state, "agents", agent, "etc"),
+    /** Where viv run lends an owner="keep" workspace to a jail (lib/workspace-idmap.ts). */
+    agentMounts: (agent: string) => join(state, "agents", agent, "mnt"),
   };
 }
 

@@ -279,11 +279,21 @@ function loadAgent(p: Problems, n: Node, catalog: Catalog): AgentPolicy | null {
     seen.add(c.name);
     switch (c.name) {
       case "workspace": {
-        if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one absolute path")) break;
+        if (!noChildren(p, c) || !onlyProps(p, c, ["owner"])) break;
+        if (c.values.length !== 1 || typeof c.values[0] !== "string") {
+          p.at(c, "'workspace' takes one absolute path");
+          break;
+        }
+        const owner = c.properties.owner;
+        if (owner !== undefined && owner !== "agent" && owner !== "keep") {
+          p.at(c, `workspace owner '${owner}' is not "agent" or "keep"`);
+          break;
+        }
         const v = c.values[0] as string;
         const why = refuseBroadDirectory(v);
         if (why) p.at(c, `workspace '${v}' refused: ${why}`);
         else a.workspace = v;
+        if (owner === "keep") a.workspaceOwner = "keep";
         break;
       }
       case "backend": {

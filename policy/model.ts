@@ -112,6 +112,8 @@ export interface AgentPolicy {
   /** Host uid the agent's jail runs as: unprivileged, one per agent. */
   uid: number;
   workspace?: string;
+  /** `workspace owner=`: "keep" lends the operator's directory through an idmapped mount. */
+  workspaceOwner?: "agent" | "keep";
   backend: Backend;
   limits: Limits;
   grants: Map<string, Grant>;
