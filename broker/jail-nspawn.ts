@@ -145,7 +145,7 @@ export function spawnNspawn(argv: string[], stdio: ["inherit" | "ignore", "inher
 export function spawnNspawnJail(spec: JailSpec, timeoutMs?: number) {
   if (spec.hostUid !== null) {
     checkReachable(spec.runDir, "state directory");
-    if (spec.workspace) checkReachable(spec.workspace, "workspace");
+    if (spec.workspace) checkReachable(spec.workspace, "workspace", spec.hostUid);
   }
   seccompFilter(); // no jail without its filter: said first, as bwrap's path says it
   if (!Bun.which("systemd-nspawn", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" })) throw new VivError(Exit.unavailable, "systemd-nspawn is not installed (Debian: apt-get install systemd-container); use --backend bwrap");

@@ -18,7 +18,7 @@ import { chmodSync, chownSync, closeSync, constants, existsSync, fchmodSync, fst
 import { join } from "node:path";
 import { Exit, VivError } from "./exit.ts";
 import { distDir } from "./install.ts";
-import { JAIL, stateLayout } from "./paths.ts";
+import { stateLayout } from "./paths.ts";
 
 /** A workspace lent to one jail: bind `path` instead of the workspace; `release` takes it back. */
 export interface LentWorkspace {
@@ -225,17 +225,4 @@ export function lendWorkspace(workspace: string, state: string, agent: string, t
       return said;
     },
   };
-}
-
-/**
- * For a systemd-nspawn container whose users are shifted by `uidShift` (`--private-users=SHIFT`):
- * lends the workspace so that its owner is the container's jail user (host uid SHIFT+JAIL.uid),
- * and returns the plain `--bind` argument for it with the lent workspace. The bind takes no
- * `:idmap`: systemd 252's `:idmap` shifts a source's ids into the container's range as they are
- * (the operator's uid would show as itself, not as the jail's user), and an idmapped mount cannot
- * be idmapped again. Call `release` when the container has ended.
- */
-export function nspawnLendWorkspace(workspace: string, state: string, agent: string, uidShift: number): { args: string[]; lent: LentWorkspace } {
-  const lent = lendWorkspace(workspace, state, agent, { uid: uidShift + JAIL.uid, gid: uidShift + JAIL.gid });
-  return { args: [`--bind=${lent.path}:${JAIL.workspace}`], lent };
 }

@@ -24,7 +24,7 @@ bun_fail=$(sed -n 's/^ *\([0-9][0-9]*\) fail$/\1/p' "$out/bun.log" | tail -n 1)
 # to each run, so they may overlap the bubblewrap runs. Their lines are marked [nspawn].
 mapfile -t core < <(find test/bats -name '*.bats' | sort)
 mapfile -t caps < <(find capabilities -name '*.bats' | sort)
-nspawn=(test/bats/jail.bats test/bats/seccomp.bats test/bats/limits.bats test/bats/selftest.bats test/bats/smoke.bats)
+nspawn=(test/bats/jail.bats test/bats/seccomp.bats test/bats/limits.bats test/bats/selftest.bats test/bats/smoke.bats test/bats/workspace-owner.bats)
 bats --timing --formatter tap "${core[@]}" >"$out/bats-core.log" 2>&1 &
 core_pid=$!
 (
