@@ -6,7 +6,9 @@
 # usage: sudo ./bench/run.sh     (after `node_modules/.bin/bun run build.ts`)
 # BENCH_N (calls per latency scenario, default 2000), BENCH_M (calls per agent in the
 # throughput scenarios, default BENCH_N/4), BENCH_WARMUP (default 100), BENCH_TMPDIR (where the
-# state directory goes; its filesystem is what is measured), BENCH_KEEP=1 keeps that directory.
+# state directory goes; its filesystem is what is measured), BENCH_KEEP=1 keeps that directory,
+# BENCH_P (calls per persistent connection, default BENCH_N/2), BENCH_ONLY (scenarios, default
+# a,b,c,d,p), BENCH_BROKER (the broker's command instead of dist/bin/viv-broker).
 # See bench/README.md for what each figure measures.
 set -euo pipefail
 # Root is needed (apt-get, jails under per-agent uids): as another user, run again under sudo.
@@ -23,9 +25,12 @@ STUB=$ROOT/dist/libexec/viv-stub
 N=${BENCH_N:-2000}
 WARM=${BENCH_WARMUP:-100}
 M=${BENCH_M:-auto}
+P=${BENCH_P:-auto}
+PCONNS=2
 AGENTS=4
 CONTENT="vivary bench: one small report, written durably"
 WAIT_S=600
+ONLY=${BENCH_ONLY:-a,b,c,d,p}
 
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() {
@@ -41,13 +46,20 @@ command -v bwrap >/dev/null || die "bwrap is not installed"
 [[ "$N" =~ ^[1-9][0-9]*$ ]] || die "BENCH_N must be a positive whole number, not '$N'"
 [ "$M" = auto ] && M=$((N / 4 > 0 ? N / 4 : 1))
 [[ "$M" =~ ^[1-9][0-9]*$ ]] || die "BENCH_M must be a positive whole number, not '$M'"
+[ "$P" = auto ] && P=$((N / 2 > 0 ? N / 2 : 1))
+[[ "$P" =~ ^[1-9][0-9]*$ ]] || die "BENCH_P must be a positive whole number, not '$P'"
+command -v node >/dev/null || die "node is not installed (the persistent-connection client runs on it)"
 [[ "$WARM" =~ ^[0-9]+$ ]] || die "BENCH_WARMUP must be a whole number, not '$WARM'"
+[[ "$ONLY" =~ ^[abcdp](,[abcdp])*$ ]] || die "BENCH_ONLY must list scenarios among a,b,c,d,p, not '$ONLY'"
 
 TMP=$(mktemp -d "${BENCH_TMPDIR:-${TMPDIR:-/tmp}}/vivary-bench.XXXXXX")
 STATE=$TMP/state
 POLICY=$TMP/policy.kdl
 BROKER_PID=""
 RUN_PIDS=()
+# Every figure as one JSON line, for the summary table at the end (bench/summary.ts).
+export BENCH_FIGURES=$TMP/figures.ndjson
+FIGURES=$BENCH_FIGURES
 
 cleanup() {
   local p
@@ -77,12 +89,15 @@ while [ "$d" != / ]; do
 done
 
 {
-  echo "// vivary benchmark policy: $AGENTS agents, each may write below its own host directory."
+  echo "// vivary benchmark policy: $AGENTS agents, each may write and read below its own host directory."
   for ((d = 1; d <= AGENTS; d++)); do
     cat <<KDL
 agent "bench$d" {
     workspace "$TMP/ws/bench$d"
     grant "fs-file-write" {
+        path "$TMP/host/bench$d"
+    }
+    grant "fs-file-read" {
         path "$TMP/host/bench$d"
     }
 }
@@ -101,7 +116,9 @@ fi
 ln -s "$STUB" "$TMP/bin/fs-file-write"
 
 # --- broker ---------------------------------------------------------------------------------
-"$BROKER" --policy "$POLICY" --state "$STATE" 2>"$TMP/broker.err" &
+# BENCH_BROKER replaces the broker's command (to profile it, say); it is split on spaces.
+read -ra broker_cmd <<<"${BENCH_BROKER:-$BROKER}"
+"${broker_cmd[@]}" --policy "$POLICY" --state "$STATE" 2>"$TMP/broker.err" &
 BROKER_PID=$!
 for ((i = 0; i < 200; i++)); do
   "$VIV" ps --state "$STATE" >/dev/null 2>&1 && break
@@ -116,6 +133,8 @@ for ((d = 1; d <= AGENTS; d++)); do
   ws=$TMP/ws/bench$d
   mkdir -m 700 "$ws"
   install -m 644 "$BENCH/loop.sh" "$ws/loop.sh"
+  install -m 644 "$BENCH/persist.mjs" "$ws/persist.mjs"
+  printf '%s\n' "$CONTENT" >"$TMP/host/bench$d/small.txt"
   mkfifo -m 600 "$ws/ready" "$ws/go" "$ws/done"
   chown -R "$uid:$uid" "$ws"
 done
@@ -143,6 +162,7 @@ cpu_line() {
   local busy=$(((b1 - b0) * 100 / (t1 - t0 > 0 ? t1 - t0 : 1)))
   CPU_LINES+=("$(printf 'broker CPU per call: %dµs  (user %dµs + sys %dµs; %s, n=%d; machine %d%% busy)' \
     $((user + sys)) "$user" "$sys" "$what" "$calls" "$busy")")
+  printf '{"tag":"cpu %s","user_us":%d,"sys_us":%d,"busy":%d}\n' "${what%%,*}" "$user" "$sys" "$busy" >>"$FIGURES"
 }
 
 # wait_line FD PID: reads one line from a FIFO held open on FD while the jail's viv run lives.
@@ -154,16 +174,13 @@ wait_line() {
   done
 }
 
-# jail_scenario TAG MODE AGENTS CALLS LABEL [CPU_WHAT]: runs loop.sh in AGENTS jails at once (bench1…),
-# CALLS timed calls each, started together after their warm-up; prints the figure line. MODE is
-# 'governed' (a real call through the broker) or 'bare' (the stub with no broker to reach).
-jail_scenario() {
-  local tag=$1 mode=$2 k=$3 n=$4 label=$5 what=${6:-} d want=0 pre=()
+# jail_timed TAG AGENTS CALLS LABEL CPU_WHAT CMD_FN: runs a timed loop in AGENTS jails at once
+# (bench1…), each the command CMD_FN D puts in JCMD for agent D; the loops meet the host at the
+# FIFOs of their workspaces, so their timed calls start together. CALLS is every agent's timed
+# calls together (for the broker's CPU per call). Prints the figure line.
+jail_timed() {
+  local tag=$1 k=$2 calls=$3 label=$4 what=$5 cmdfn=$6 d
   local -a ready=() go=() fin=() files=()
-  if [ "$mode" = bare ]; then
-    want=69
-    pre=(env VIVARY_SOCKET=/dev/null/no-broker.sock)
-  fi
   RUN_PIDS=()
   for ((d = 1; d <= k; d++)); do
     local ws=$TMP/ws/bench$d fd
@@ -173,9 +190,8 @@ jail_scenario() {
     go+=("$fd")
     exec {fd}<>"$ws/done"
     fin+=("$fd")
-    "$VIV" run --agent "bench$d" --policy "$POLICY" --state "$STATE" -- \
-      "${pre[@]}" bash /workspace/loop.sh "/workspace/$tag.times" "$WARM" "$n" "$want" /workspace -- \
-      fs-file-write --path "$TMP/host/bench$d/out.txt" --content "$CONTENT" \
+    "$cmdfn" "$d"
+    "$VIV" run --agent "bench$d" --policy "$POLICY" --state "$STATE" -- "${JCMD[@]}" \
       >"$TMP/$tag.bench$d.log" 2>&1 &
     RUN_PIDS+=("$!")
     files+=("$ws/$tag.times")
@@ -192,8 +208,35 @@ jail_scenario() {
   done
   RUN_PIDS=()
   "$BUN" "$BENCH/stats.ts" "$label" "${files[@]}"
-  [ -n "$what" ] && cpu_line "$what" $((k * n)) "$cpu0" "$cpu1"
+  [ -n "$what" ] && cpu_line "$what" "$calls" "$cpu0" "$cpu1"
   return 0
+}
+
+# jail_scenario TAG MODE AGENTS CALLS LABEL [CPU_WHAT]: loop.sh in AGENTS jails at once, CALLS
+# timed fs-file-write calls each, one stub process per call. MODE is 'governed' (a real call
+# through the broker) or 'bare' (the stub with no broker to reach).
+jail_scenario() {
+  LOOP_TAG=$1 LOOP_N=$4 LOOP_WANT=0 LOOP_PRE=()
+  if [ "$2" = bare ]; then
+    LOOP_WANT=69
+    LOOP_PRE=(env VIVARY_SOCKET=/dev/null/no-broker.sock)
+  fi
+  jail_timed "$1" "$3" $(($3 * $4)) "$5" "${6:-}" loop_cmd
+}
+loop_cmd() {
+  JCMD=("${LOOP_PRE[@]}" bash /workspace/loop.sh "/workspace/$LOOP_TAG.times" "$WARM" "$LOOP_N" "$LOOP_WANT" /workspace --
+    fs-file-write --path "$TMP/host/bench$1/out.txt" --content "$CONTENT")
+}
+
+# persist_scenario TAG WANT LABEL CPU_WHAT -- CAP ARG...: persist.mjs in each agent's jail, with
+# PCONNS connections per agent, P timed calls on each, back to back. '@D@' in an ARG is the
+# agent's number.
+persist_scenario() {
+  P_TAG=$1 P_WANT=$2 P_CALL=("${@:6}")
+  jail_timed "$1" "$AGENTS" $((AGENTS * PCONNS * P)) "$3" "$4" persist_cmd
+}
+persist_cmd() {
+  JCMD=(node /workspace/persist.mjs "/workspace/$P_TAG.times" "$WARM" "$P" "$PCONNS" "$P_WANT" /workspace -- "${P_CALL[@]//@D@/$1}")
 }
 
 # --- header ---------------------------------------------------------------------------------
@@ -207,9 +250,14 @@ case $fs in tmpfs* | ramfs*) say "warning: the state dir is on $fs, where fsync 
 echo
 
 # --- scenarios ------------------------------------------------------------------------------
+runs() { [[ ",$ONLY," == *",$1,"* ]]; }
+if runs a; then
 say "a: governed fs-file-write in a jail"
 jail_scenario a governed 1 "$N" "a  governed fs-file-write (jail, durable)" "a, 1 agent"
 
+fi
+
+if runs b; then
 say "b: the same durable write on the host"
 "$BUN" "$BENCH/host-write.ts" "$TMP/host/direct" "$TMP/b1.times" "$WARM" "$N" "$CONTENT"
 "$BUN" "$BENCH/stats.ts" "b1 host write, in-process loop (Bun, durable)" "$TMP/b1.times"
@@ -218,15 +266,33 @@ if [ -n "$SPAWN_WRITER" ]; then
   "$BUN" "$BENCH/stats.ts" "b2 host write, bash spawns a process/call (durable)" "$TMP/b2.times"
 fi
 
+fi
+
+if runs c; then
 say "c: bare spawn of the stub"
 jail_scenario c bare 1 "$N" "c  bare stub spawn, no broker (jail bash)"
 VIVARY_SOCKET=/dev/null/no-broker.sock bash "$BENCH/loop.sh" "$TMP/c2.times" "$WARM" "$N" 69 - -- \
   "$TMP/bin/fs-file-write" --path "$TMP/host/direct/out.txt" --content "$CONTENT"
 "$BUN" "$BENCH/stats.ts" "c2 bare stub spawn, no broker (host bash)" "$TMP/c2.times"
 
+fi
+
+if runs d; then
 say "d: throughput, 1 and $AGENTS concurrent agents"
 jail_scenario d1 governed 1 "$M" "d1 throughput, 1 agent (jail, durable)" "d1, 1 agent"
 jail_scenario d$AGENTS governed "$AGENTS" "$M" "d$AGENTS throughput, $AGENTS agents at once (jail, durable)" "d$AGENTS, $AGENTS agents"
 
+fi
+
+if runs p; then
+say "p: $((AGENTS * PCONNS)) persistent connections across $AGENTS agents"
+persist_scenario p1 0 "p1 fs-file-read, $((AGENTS * PCONNS)) persistent conns (jail, durable)" "p1, $((AGENTS * PCONNS)) conns" -- \
+  fs-file-read --path "$TMP/host/bench@D@/small.txt"
+persist_scenario p2 77 "p2 denied call, $((AGENTS * PCONNS)) persistent conns (jail, durable)" "p2, $((AGENTS * PCONNS)) conns" -- \
+  fs-file-read --path /etc/passwd
+fi
+
 echo
 printf '%s\n' "${CPU_LINES[@]}"
+echo
+"$BUN" "$BENCH/summary.ts" "$FIGURES"

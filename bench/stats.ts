@@ -1,9 +1,10 @@
 // Reads the timing files the loops wrote (durations in µs, one a line, and OUT.meta with the
 // timed window) and prints one figure line: n, p50, p90, p99 and calls/s. Several files are
 // merged, as for concurrent agents: percentiles over every call, calls/s over the window from
-// the first start to the last end.
+// the first start to the last end. With BENCH_FIGURES set, the figure also goes there as a JSON
+// line, for bench/summary.ts.
 // usage: bun bench/stats.ts LABEL OUT...
-import { readFileSync } from "node:fs";
+import { appendFileSync, readFileSync } from "node:fs";
 
 const [label, ...files] = process.argv.slice(2);
 if (!label || files.length === 0) {
@@ -43,3 +44,9 @@ const rate = durations.length / ((end - start) / 1e6);
 let line = `${label.padEnd(52)} n=${String(durations.length).padEnd(5)} p50=${ms(pct(50))}  p90=${ms(pct(90))}  p99=${ms(pct(99))}  calls/s=${Math.round(rate)}`;
 if (bad) line += `  UNEXPECTED EXIT: ${bad} calls (first: ${errors[0]})`;
 console.log(line);
+// With BENCH_FIGURES, the figure is also appended there as JSON (tag = the label's first word).
+const figures = process.env.BENCH_FIGURES;
+if (figures) {
+  const fig = { tag: label.split(/\s+/)[0], n: durations.length, p50_us: pct(50), p90_us: pct(90), p99_us: pct(99), calls_s: Math.round(rate), bad };
+  appendFileSync(figures, `${JSON.stringify(fig)}\n`);
+}

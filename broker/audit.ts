@@ -98,6 +98,8 @@ export function openAuditReadOnly(path: string): Database {
 export class AuditStore {
   private db: Database;
   private insert: ReturnType<Database["prepare"]>;
+  /** Writes a batch in one transaction (made once per open file, not per flush). */
+  private commit!: (batch: Pending[], seqs: number[]) => void;
   private queue: Pending[] = [];
   private scheduled = false;
   private headSeq = 0;
@@ -140,6 +142,9 @@ export class AuditStore {
   }
 
   private prepareInsert() {
+    this.commit = this.db.transaction((batch: Pending[], seqs: number[]) => {
+      for (const p of batch) seqs.push(this.write(p.event));
+    });
     return this.db.prepare("INSERT INTO records (seq, ts, agent, kind, cap, fields, raw, prev, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
   }
 
@@ -208,9 +213,7 @@ export class AuditStore {
     const startHash = this.headHash;
     const seqs: number[] = [];
     try {
-      this.db.transaction(() => {
-        for (const p of batch) seqs.push(this.write(p.event));
-      })();
+      this.commit(batch, seqs);
     } catch (e) {
       this.headSeq = startSeq;
       this.headHash = startHash;

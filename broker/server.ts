@@ -11,7 +11,7 @@ import { decodeBody, encodeFrame, FrameError, PROTOCOL_VERSION, type Frame } fro
 import { resolveVaultKeyPath, stateLayout } from "../lib/paths.ts";
 import type { AgentPolicy, Policy } from "../policy/model.ts";
 import { prepareAgentDir, removeAgentDir } from "./agent-dir.ts";
-import type { AuditStore } from "./audit.ts";
+import type { AuditEvent, AuditStore } from "./audit.ts";
 import { ApprovalQueue, MAX_PENDING_PER_AGENT, type Verdict } from "./approvals.ts";
 import { Browsers } from "./browser.ts";
 import { BudgetLedger, longestWindow, preflight } from "./budgets.ts";
@@ -495,9 +495,12 @@ export class Broker {
         const approval = gate ? { approval: gate.id, request_sha256: gate.request } : {};
         // The reservation is in the approval request when there was one, else in the intent.
         const reserved = budget ? (gate ? { budget_id: budget.id } : budget.fields) : {};
-        await this.audit.append({ agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...reserved, ...ready.fields }, raw });
+        const intent: AuditEvent = { agent: c.agent, kind: "call", cap, fields: { conn: c.id, args: d.args, args_sha256: digest, ...approval, ...reserved, ...ready.fields }, raw };
+        // A read-only call has no effect before its reply: its intent is committed with its outcome.
+        const deferIntent = d.capability.readOnly === true && !gate && !budget;
+        if (!deferIntent) await this.audit.append(intent);
         const context = pre.quote === undefined ? ready.context : { ...ready.context, quote: pre.quote };
-        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id);
+        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id, deferIntent ? intent : undefined);
       }
     }
     c.callInFlight = false;
@@ -551,9 +554,11 @@ export class Broker {
    * the outcome recorded is always what happened. Output of a call that held a secret is
    * scrubbed of it (broker/scrub.ts) before it is recorded or sent, and the record says how often.
    * A call that reads the web borrows the agent's browser; what the browser's proxy refused
-   * during the call goes into the one result record.
+   * during the call goes into the one result record. With `intent` (a read-only call, whose intent
+   * was not recorded before it ran), the intent and the outcome are queued together, so they land
+   * in one commit, intent first, and the reply waits for both.
    */
-  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = [], budgetId?: string): Promise<Uint8Array> {
+  private async execute(c: Conn, agent: AgentPolicy, cap: string, capability: Capability<Args, unknown>, args: Args, scopes: Scopes, digest: string, credential: CallContext = {}, basicUsers: string[] = [], budgetId?: string, intent?: AuditEvent): Promise<Uint8Array> {
     let exit: number = Exit.ok;
     let stdout = "";
     let stderr = "";
@@ -590,7 +595,9 @@ export class Broker {
     if (blocked.length) fields.blocked = blocked;
     if (model) Object.assign(fields, model.fields);
     if (released) fields.released = budgetId;
-    await this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
+    const recorded = intent ? this.audit.append(intent) : null;
+    const outcome = this.audit.append({ agent: c.agent, kind: escape ? "deny" : "result", cap, fields, raw: reply });
+    await Promise.all([recorded, outcome]);
     return reply;
   }
 

@@ -22,27 +22,43 @@ export const GENESIS = new Uint8Array(32);
 /** Shown values longer than this are cut, visibly, in the line format. */
 export const MAX_SHOWN = 120;
 
-const enc = new TextEncoder();
+/** One hasher for every record (a digest resets it), and one scratch word for the lengths. */
+const hasher = new Bun.CryptoHasher("sha256");
+const word = new Uint8Array(8);
+const wordView = new DataView(word.buffer);
 
+/** n as 8 bytes big-endian, in the scratch word (the hasher copies it at once). */
 function u64(n: number): Uint8Array {
-  const b = new Uint8Array(8);
-  new DataView(b.buffer).setBigUint64(0, BigInt(n));
-  return b;
+  wordView.setUint32(0, Math.floor(n / 0x1_0000_0000));
+  wordView.setUint32(4, n >>> 0);
+  return word;
 }
 
-function field(h: Bun.CryptoHasher, b: Uint8Array) {
-  h.update(u64(b.length));
-  h.update(b);
+/** A text field: its UTF-8 length, then its UTF-8 bytes (encoded by the hasher, not copied first). */
+function hashText(s: string) {
+  hasher.update(u64(Buffer.byteLength(s, "utf8")));
+  hasher.update(s, "utf8");
 }
 
 /** sha256(prev ‖ u64 seq ‖ each of ts, agent, kind, cap, fields, raw as u64 length ‖ bytes). */
 export function chainHash(r: Omit<AuditRecord, "hash">): Uint8Array {
-  const h = new Bun.CryptoHasher("sha256");
-  h.update(r.prev);
-  h.update(u64(r.seq));
-  for (const s of [r.ts, r.agent, r.kind, r.cap, r.fields]) field(h, enc.encode(s));
-  field(h, r.raw);
-  return new Uint8Array(h.digest() as Uint8Array);
+  let done = false;
+  try {
+    hasher.update(r.prev);
+    hasher.update(u64(r.seq));
+    hashText(r.ts);
+    hashText(r.agent);
+    hashText(r.kind);
+    hashText(r.cap);
+    hashText(r.fields);
+    hasher.update(u64(r.raw.length));
+    hasher.update(r.raw);
+    done = true;
+  } finally {
+    // On a throw, a digest resets the shared hasher for the next record.
+    if (!done) hasher.digest();
+  }
+  return hasher.digest() as Uint8Array;
 }
 
 export const toHex = (b: Uint8Array) => Buffer.from(b).toString("hex");

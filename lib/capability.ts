@@ -98,6 +98,12 @@ export interface Capability<A = Args, R = unknown> {
   provider?(args: A, scopes: Scopes): string;
   /** Performs the call on the host, confined. Throws VivError for an expected failure. */
   run(args: A, scopes: Scopes, context?: CallContext): R | Promise<R>;
+  /**
+   * Optional: true when run() only reads and has no effect of its own beyond its result (no write,
+   * no request out). The broker then commits the call's intent and outcome together, both before
+   * the reply (one sync instead of two); nothing of the call leaves the broker before both are durable.
+   */
+  readOnly?: boolean;
   /** The result as standard output, when it is not one line of JSON (a format the arguments chose). */
   render?(result: R, args: A): string;
   /** Optional: what the call acts on, resolved under its scope (and its quote), for an operator deciding on it. */

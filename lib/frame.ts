@@ -44,80 +44,79 @@ export class FrameError extends Error {
 const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** A frame's bytes, written into one buffer sized beforehand: length prefix, then the body. */
 class Writer {
-  private parts: Uint8Array[] = [];
-  private size = 0;
+  readonly out: Uint8Array;
+  private view: DataView;
+  private at = 4;
+  constructor(size: number) {
+    if (size > MAX_FRAME) throw new FrameError(`frame of ${size} bytes exceeds ${MAX_FRAME}`);
+    this.out = new Uint8Array(4 + size);
+    this.view = new DataView(this.out.buffer);
+    this.view.setUint32(0, size);
+  }
   u8(v: number) {
-    this.push(Uint8Array.of(v));
+    this.out[this.at++] = v;
   }
   u16(v: number) {
-    this.push(Uint8Array.of(v >>> 8, v & 0xff));
-  }
-  u32(v: number) {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, v);
-    this.push(b);
+    this.view.setUint16(this.at, v);
+    this.at += 2;
   }
   bytes(v: Uint8Array) {
-    this.u32(v.length);
-    this.push(v);
-  }
-  str(v: string) {
-    this.bytes(utf8.encode(v));
+    this.view.setUint32(this.at, v.length);
+    this.out.set(v, this.at + 4);
+    this.at += 4 + v.length;
   }
   raw(v: Uint8Array) {
-    this.push(v);
-  }
-  private push(b: Uint8Array) {
-    this.parts.push(b);
-    this.size += b.length;
-  }
-  /** The framed result: length prefix, then the body. */
-  frame(): Uint8Array {
-    if (this.size > MAX_FRAME) throw new FrameError(`frame of ${this.size} bytes exceeds ${MAX_FRAME}`);
-    const out = new Uint8Array(4 + this.size);
-    new DataView(out.buffer).setUint32(0, this.size);
-    let at = 4;
-    for (const p of this.parts) {
-      out.set(p, at);
-      at += p.length;
-    }
-    return out;
+    this.out.set(v, this.at);
+    this.at += v.length;
   }
 }
 
+const MAGIC_BYTES = utf8.encode(MAGIC);
+
 export function encodeFrame(f: Frame): Uint8Array {
-  const w = new Writer();
+  let w: Writer;
   switch (f.type) {
     case "hello":
+      w = new Writer(1 + MAGIC_BYTES.length + 2);
       w.u8(FrameType.hello);
-      w.raw(utf8.encode(MAGIC));
+      w.raw(MAGIC_BYTES);
       w.u16(f.version);
       break;
     case "welcome":
+      w = new Writer(3);
       w.u8(FrameType.welcome);
       w.u16(f.version);
       break;
-    case "call":
+    case "call": {
       if (f.args.length > MAX_ARGS) throw new FrameError(`more than ${MAX_ARGS} arguments`);
+      const cap = utf8.encode(f.cap);
+      const args = f.args.map((a) => utf8.encode(a));
+      w = new Writer(args.reduce((n, a) => n + 4 + a.length, 1 + 4 + cap.length + 2));
       w.u8(FrameType.call);
-      w.str(f.cap);
-      w.u16(f.args.length);
-      for (const a of f.args) w.str(a);
+      w.bytes(cap);
+      w.u16(args.length);
+      for (const a of args) w.bytes(a);
       break;
+    }
     case "result":
+      w = new Writer(2 + 4 + f.stdout.length + 4 + f.stderr.length);
       w.u8(FrameType.result);
       w.u8(f.exit);
       w.bytes(f.stdout);
       w.bytes(f.stderr);
       break;
-    case "error":
+    case "error": {
+      const message = utf8.encode(f.message);
+      w = new Writer(2 + 4 + message.length);
       w.u8(FrameType.error);
       w.u8(f.exit);
-      w.str(f.message);
+      w.bytes(message);
       break;
+    }
   }
-  return w.frame();
+  return w.out;
 }
 
 class Reader {

@@ -6,7 +6,7 @@ set -euo pipefail
 if [ "$(id -u)" -ne 0 ]; then exec sudo -E -- "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 
-packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils tmux chromium socat radicale apache2-utils libseccomp-dev)
+packages=(bubblewrap systemd-container bats shellcheck curl gcc libc6-dev sqlite3 util-linux procps jq python3 iproute2 bsdutils tmux chromium socat radicale apache2-utils libseccomp-dev strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -194,3 +194,34 @@ test("the broker's store folds the WAL into the file from its worker, not inline
   expect(grown).toBe(true);
   expect(verify(path)).toMatchObject({ ok: true, seq: 300 });
 });
+
+/** The chain's preimage written out the long way (DESIGN's canonical encoding), to check chainHash against. */
+function referenceHash(r: { seq: number; ts: string; agent: string; kind: string; cap: string; fields: string; raw: Uint8Array; prev: Uint8Array }): string {
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64BE(BigInt(n));
+    return b;
+  };
+  const parts: Buffer[] = [Buffer.from(r.prev), u64(r.seq)];
+  for (const s of [r.ts, r.agent, r.kind, r.cap, r.fields]) {
+    const b = Buffer.from(new TextEncoder().encode(s));
+    parts.push(u64(b.length), b);
+  }
+  parts.push(u64(r.raw.length), Buffer.from(r.raw));
+  return new Bun.CryptoHasher("sha256").update(Buffer.concat(parts)).digest("hex");
+}
+
+test("chainHash is sha256 of the canonical encoding, record after record", () => {
+  const prev = new Uint8Array(32).fill(7);
+  const records = [
+    { seq: 1, ts: "2026-01-01T00:00:00.000Z", agent: "a", kind: "call", cap: "fs-file-read", fields: "{}", raw: new Uint8Array(0), prev: GENESIS },
+    { seq: 2 ** 32 + 5, ts: "t", agent: "ägent", kind: "result", cap: "-", fields: JSON.stringify({ s: "€ 😀 \u202e" }), raw: Uint8Array.of(0, 255, 10), prev },
+    { seq: 2 ** 53 - 1, ts: "", agent: "", kind: "", cap: "", fields: "", raw: new Uint8Array(70_000).fill(1), prev },
+    // A lone surrogate is hashed as U+FFFD, as TextEncoder encodes it.
+    { seq: 3, ts: "x", agent: "b", kind: "deny", cap: "c", fields: "\ud800", raw: Uint8Array.of(1), prev },
+  ];
+  for (const r of records) expect(Buffer.from(chainHash(r)).toString("hex")).toBe(referenceHash(r));
+  // A record that cannot be hashed leaves nothing behind for the next one.
+  expect(() => chainHash({ ...records[0]!, raw: null as unknown as Uint8Array })).toThrow();
+  expect(Buffer.from(chainHash(records[1]!)).toString("hex")).toBe(referenceHash(records[1]!));
+});

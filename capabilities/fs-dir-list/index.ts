@@ -14,6 +14,7 @@ export const LIST_LIMITS: ListLimits = { maxDepth: 16, maxEntries: 10_000, maxNa
 
 export const fsDirList: Capability<FsDirListInput, FsDirListResult> = {
   schema: schemaJson as CapabilitySchema,
+  readOnly: true,
   authorize(args, scopes) {
     const m = matchPath(args.path, scopes.path ?? [], true);
     return m.ok ? null : `cannot list '${args.path}': ${m.reason}`;

@@ -39,6 +39,44 @@ fsr() {
   [[ "$output" == *" kind=result cap=fs-file-read "*"exit=0"* ]]
 }
 
+# syncs_of CALL_JSON: runs one call on a fresh connection of the agent's socket (HELLO and CALL
+# back to back) with the broker's every thread traced, and prints its fsync and fdatasync counts.
+syncs_of() {
+  local trace=$BATS_TEST_TMPDIR/syncs.$RANDOM
+  strace -f -qq -e trace=fsync,fdatasync -o "$trace" -p "$BROKER_PID" 2>/dev/null &
+  local tracer=$!
+  wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
+  # HELLO and CALL in one write, so the broker reads them together, as from the stub.
+  local frames
+  frames=$(node -e '
+    const [cap, ...args] = JSON.parse(process.argv[1]);
+    const frame = (t, p) => Buffer.concat([Buffer.from([0, 0, 0, 0, t]), p]);
+    const str = (x) => { const d = Buffer.from(x); const l = Buffer.alloc(4); l.writeUInt32BE(d.length); return Buffer.concat([l, d]); };
+    const n = Buffer.alloc(2); n.writeUInt16BE(args.length);
+    const out = [frame(1, Buffer.from("VIVR\0\x01", "latin1")), frame(0x10, Buffer.concat([str(cap), n, ...args.map(str)]))];
+    for (const f of out) f.writeUInt32BE(f.length - 4);
+    process.stdout.write(Buffer.concat(out).toString("hex"));' "$1")
+  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hex:$frames" read >"$trace.out"
+  kill -TERM "$tracer"
+  wait "$tracer" || true
+  grep -q '"type":"result","exit":0' "$trace.out"
+  echo "fsync=$(grep -c 'fsync(' "$trace") fdatasync=$(grep -c 'fdatasync(' "$trace")"
+}
+
+@test "a read's intent and outcome are made durable by one sync, a write's by two around its own" {
+  command -v strace >/dev/null || skip "strace is not installed"
+  printf 'one sync\n' >"$SCOPE/note.md"
+  run -0 syncs_of "[\"fs-file-read\",\"--path\",\"$SCOPE/note.md\"]"
+  [ "$output" = "fsync=1 fdatasync=0" ]
+  # The control: a write's intent is durable before it runs, the file and its directory are
+  # synced, then its outcome (so the trace does see every sync).
+  run -0 syncs_of "[\"fs-file-write\",\"--path\",\"$SCOPE/out.md\",\"--content\",\"x\"]"
+  [ "$output" = "fsync=3 fdatasync=1" ]
+  run -0 viv-log --agent "$AGENT" --cap fs-file-read
+  [[ "${lines[0]}" == *" kind=call cap=fs-file-read "* ]]
+  [[ "${lines[1]}" == *" kind=result cap=fs-file-read "*"exit=0"* ]]
+}
+
 @test "a file in a subdirectory, an empty file and a byte-order mark are read exactly" {
   mkdir -p "$SCOPE/a/b"
   printf '\357\273\277bom' >"$SCOPE/a/b/bom.txt"

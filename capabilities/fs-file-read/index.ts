@@ -29,6 +29,7 @@ export function incompleteTail(b: Uint8Array): number {
 
 export const fsFileRead: Capability<FsFileReadInput, FsFileReadResult> = {
   schema,
+  readOnly: true,
   authorize(args, scopes) {
     const m = matchPath(args.path, scopes.path ?? []);
     return m.ok ? null : `cannot read '${args.path}': ${m.reason}`;
