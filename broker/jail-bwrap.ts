@@ -98,16 +98,15 @@ export function checkReachable(path: string, what: string, gid?: number) {
   }
 }
 
-/** Starts the jail with stdio inherited; resolves with its exit status. */
-export function spawnJail(spec: JailSpec, timeoutMs?: number) {
-  if (spec.hostUid !== null) {
-    checkReachable(spec.runDir, "state directory");
-    if (spec.workspace) checkReachable(spec.workspace, "workspace", spec.hostUid);
-  }
-  const proc = spawnWithSeccomp(bwrapArgv(spec), {
-    stdio: ["inherit", "inherit", "inherit"],
-    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
-  });
+/** Refuses, before anything starts, a state directory or workspace the jail's uid could not reach. */
+export function checkJailPaths(spec: JailSpec) {
+  if (spec.hostUid === null) return;
+  checkReachable(spec.runDir, "state directory");
+  if (spec.workspace) checkReachable(spec.workspace, "workspace", spec.hostUid);
+}
+
+/** A started jail of either backend: its pid, its end (with whether its timeout ended it), its kill. */
+export function superviseJail(proc: Bun.Subprocess, timeoutMs?: number) {
   let timedOut = false;
   const timer = timeoutMs ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
   const exited = proc.exited.then((code) => {
@@ -115,4 +114,14 @@ export function spawnJail(spec: JailSpec, timeoutMs?: number) {
     return { code, timedOut };
   });
   return { pid: proc.pid, exited, kill: () => proc.kill("SIGKILL") };
+}
+
+/** Starts the jail with stdio inherited; resolves with its exit status. */
+export function spawnJail(spec: JailSpec, timeoutMs?: number) {
+  checkJailPaths(spec);
+  const proc = spawnWithSeccomp(bwrapArgv(spec), {
+    stdio: ["inherit", "inherit", "inherit"],
+    env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+  });
+  return superviseJail(proc, timeoutMs);
 }

@@ -29,7 +29,7 @@ import { distDir, seccompFilter } from "../lib/install.ts";
 import { JAIL } from "../lib/paths.ts";
 import { AGENT_ETC, nspawnSystemBinds } from "../images/nspawn-root.ts";
 import { JAIL_TMP_BYTES } from "../policy/model.ts";
-import { checkReachable, JAIL_PATH, type JailSpec } from "./jail-bwrap.ts";
+import { checkJailPaths, JAIL_PATH, superviseJail, type JailSpec } from "./jail-bwrap.ts";
 
 /** The fds the first process and the filter reach the container on (LISTEN_FDS starts at 3). */
 export const INIT_FD = 3;
@@ -143,18 +143,8 @@ export function spawnNspawn(argv: string[], stdio: ["inherit" | "ignore", "inher
 
 /** Starts the nspawn jail with stdio inherited; resolves with its exit status. */
 export function spawnNspawnJail(spec: JailSpec, timeoutMs?: number) {
-  if (spec.hostUid !== null) {
-    checkReachable(spec.runDir, "state directory");
-    if (spec.workspace) checkReachable(spec.workspace, "workspace", spec.hostUid);
-  }
+  checkJailPaths(spec);
   seccompFilter(); // no jail without its filter: said first, as bwrap's path says it
   if (!Bun.which("systemd-nspawn", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" })) throw new VivError(Exit.unavailable, "systemd-nspawn is not installed (Debian: apt-get install systemd-container); use --backend bwrap");
-  const proc = spawnNspawn(nspawnArgv(spec, nspawnRoot()), ["inherit", "inherit", "inherit"]);
-  let timedOut = false;
-  const timer = timeoutMs ? setTimeout(() => ((timedOut = true), proc.kill("SIGKILL")), timeoutMs) : undefined;
-  const exited = proc.exited.then((code) => {
-    clearTimeout(timer);
-    return { code, timedOut };
-  });
-  return { pid: proc.pid, exited, kill: () => proc.kill("SIGKILL") };
+  return superviseJail(spawnNspawn(nspawnArgv(spec, nspawnRoot()), ["inherit", "inherit", "inherit"]), timeoutMs);
 }
