@@ -5,11 +5,13 @@
 // uses the one another run started, and tells it about the jail; the jail's calls wait for it
 // meanwhile (viv-stub retries its connection). With no broker for BROKER_GRACE_MS, it ends the
 // jail and exits 69.
-import { chownSync, existsSync, mkdirSync, statSync } from "node:fs";
+import { chownSync, closeSync, constants, existsSync, mkdirSync, openSync, statSync } from "node:fs";
+import { dirname } from "node:path";
 import { spawnJail } from "../broker/jail-bwrap.ts";
 import { spawnNspawnJail } from "../broker/jail-nspawn.ts";
 import { enterArgv, finishGroup, killGroup, prepareLimits, type LimitEvents } from "../lib/cgroup.ts";
 import { Exit, VivError } from "../lib/exit.ts";
+import { lockExclusive } from "../lib/libc.ts";
 import { selfCommand } from "../lib/install.ts";
 import { modelCommand, modelEnvironment } from "../lib/model-env.ts";
 import { operatorRequest } from "../lib/operator-client.ts";
@@ -151,10 +153,23 @@ function reportGroupEnd(agent: string, driver: string, end: { events: LimitEvent
   else if (end.stayed.length) process.stderr.write(`viv: could not remove the ${driver} group '${end.stayed[0]}' of agent '${agent}'\n`);
 }
 
+/**
+ * Creates the agent's workspace when it is missing, and checks it is the agent's. Runs of one agent
+ * that start at once take turns on a lock of the parent directory, so none sees the directory
+ * between its creation and its chown.
+ */
 function prepareWorkspace(path: string, uid: number | null) {
-  if (!existsSync(path)) {
-    mkdirSync(path, { recursive: true, mode: 0o700 });
-    if (uid !== null) chownSync(path, uid, uid);
+  const parent = dirname(path);
+  mkdirSync(parent, { recursive: true, mode: 0o700 });
+  const lock = openSync(parent, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    lockExclusive(lock);
+    if (!existsSync(path)) {
+      mkdirSync(path, { mode: 0o700 });
+      if (uid !== null) chownSync(path, uid, uid);
+    }
+  } finally {
+    closeSync(lock);
   }
   const st = statSync(path);
   if (!st.isDirectory()) throw new VivError(Exit.config, `workspace '${path}' is not a directory`);

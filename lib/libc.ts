@@ -1,5 +1,6 @@
 // The libc functions vivary calls directly through bun:ffi, in one place: the openat2-confined
-// file operations (lib/confined-fs.ts) and the broker's lock on its state directory. Linux only.
+// file operations (lib/confined-fs.ts) and flock, for the broker's lock on its state directory and
+// the others' (the vault, a new workspace). Linux only.
 import { dlopen, FFIType, read } from "bun:ffi";
 
 export const libc = dlopen("libc.so.6", {
@@ -19,6 +20,11 @@ export const errno = (): number => read.i32(libc.__errno_location()!, 0);
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
+
+/** Takes an exclusive lock on an open file, waiting for another holder to let go; false on an error. */
+export function lockExclusive(fd: number): boolean {
+  return libc.flock(fd, LOCK_EX) === 0;
+}
 
 /** Takes an exclusive lock on an open file without waiting; false when another process holds it. */
 export function tryLockExclusive(fd: number): boolean {

@@ -184,7 +184,8 @@ exits_with() {
   start_broker
   local i
   for i in 1 2 3 4 5 6 7 8; do call_in_background "b$i" x; done
-  wait_for has_pending 8
+  # On a failure, what the calls and the broker said.
+  wait_for has_pending 8 || { viv approvals; tail -n +1 "$BATS_TEST_TMPDIR"/b?.err "$BATS_TEST_TMPDIR/broker.err"; false; }
   run -75 --separate-stderr viv run --agent alpha -- fs-file-write --path "$HOST/g/b9" --content x
   [ "$stderr" = "fs-file-write: too many calls of agent 'alpha' wait for approval (at most 8)" ]
   run -0 viv run --agent beta -- fs-file-write --path "$HOST/b/ok" --content x

@@ -51,14 +51,15 @@ agent "$1" {
 KDL
 }
 
-# wait_for CMD...: retries CMD until it succeeds, for at most 10 seconds.
+# wait_for CMD...: retries CMD until it succeeds, for at most WAIT_FOR_S seconds (60) by the
+# clock, however long one try of CMD takes.
 wait_for() {
-  local _
-  for _ in $(seq 1 1000); do
+  local end=$((SECONDS + ${WAIT_FOR_S:-60}))
+  while [ "$SECONDS" -lt "$end" ]; do
     "$@" >/dev/null 2>&1 && return 0
     sleep 0.01
   done
-  echo "wait_for: gave up on: $*" >&2
+  echo "wait_for: gave up after ${WAIT_FOR_S:-60} s on: $*" >&2
   return 1
 }
 

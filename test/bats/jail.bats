@@ -317,6 +317,23 @@ except OSError as e:
   [ "$(stat -c '%u:%g' "$WS")" = "$AUID:$AUID" ]
 }
 
+@test "runs of one agent starting at once never see its new workspace before it is the agent's" {
+  [ ! -e "$WS" ]
+  # Another run in the middle of creating the workspace: made, not yet chowned, under the lock
+  # every run takes on the parent directory. This run must wait for it, not refuse the workspace.
+  flock "$HOST" sh -c 'mkdir -m 0700 "$1"; touch "$1.made"; sleep 1; chown "$2:$2" "$1"' sh "$WS" "$AUID" &
+  local creator=$!
+  wait_for test -e "$WS.made"
+  run -0 jail true
+  wait "$creator"
+  # And eight at once all find it theirs.
+  rm -rf "$WS"
+  local i pids=()
+  for i in 1 2 3 4 5 6 7 8; do jail true & pids+=($!); done
+  for i in "${pids[@]}"; do wait "$i"; done
+  [ "$(stat -c '%u:%g' "$WS")" = "$AUID:$AUID" ]
+}
+
 @test "PATH in the jail holds only the granted capabilities and the MCP bridge" {
   run -0 jail ls -A /run/vivary/bin
   [ "$output" = "$(printf 'fs-file-write\nviv-mcp')" ]
