@@ -49,6 +49,10 @@ interface Conn {
   timerFor: "hello" | "frame" | "idle" | null;
   chain: Promise<void>;
   out: Uint8Array[];
+  /** Settles once WELCOME is written: no call of this connection takes effect before it. */
+  welcomed: PromiseWithResolvers<void>;
+  /** Set by a drain on a connection that was mid-frame: that frame is still read and served. */
+  finishing: boolean;
 }
 
 type AgentSocket = Socket<Conn>;
@@ -270,16 +274,22 @@ export class Broker {
 
   /**
    * Stops accepting: no new connection, no new call. Connections with no call in flight close
-   * now; each call in flight runs to its end, has its outcome recorded and its reply sent, and
-   * then its connection closes. Resolves once no call is in flight.
+   * now, except one in the middle of a frame, which is read to the end of that frame (within the
+   * frame deadline) and served; each call in flight runs to its end, has its outcome recorded and
+   * its reply sent, and then its connection closes. Resolves once no call is in flight.
    */
   drain(): Promise<void> {
     this.draining = true;
     this.flushViolations();
     this.approvals.settleAll(undefined, { decision: "stopping", by: "broker", reason: "the broker is stopping; try again", exit: Exit.temporary });
     for (const [name, l] of [...this.listeners]) {
-      const busy = [...l.conns].filter((s) => s.data.callInFlight);
-      for (const s of l.conns) if (!s.data.callInFlight) s.end();
+      for (const s of l.conns) {
+        if (s.data.callInFlight || !s.data.reader.midFrame) continue;
+        s.data.finishing = true;
+        this.inFlight++; // settled by the call it becomes, or by unfinish()
+      }
+      const busy = [...l.conns].filter((s) => s.data.callInFlight || s.data.finishing);
+      for (const s of l.conns) if (!s.data.callInFlight && !s.data.finishing) s.end();
       l.listener.stop(false);
       this.stopped.push(l.listener);
       this.listeners.delete(name);
@@ -351,7 +361,10 @@ export class Broker {
       timerFor: null,
       chain: Promise.resolve(),
       out: [],
+      welcomed: Promise.withResolvers<void>(),
+      finishing: false,
     };
+    s.data.welcomed.promise.catch(() => {});
     if (conns.size >= LIMITS.connectionsPerAgent) {
       this.violate(s, `more than ${LIMITS.connectionsPerAgent} connections at once`, new Uint8Array(0));
       return;
@@ -364,6 +377,7 @@ export class Broker {
     conns.delete(s);
     if (s.data) {
       s.data.closing = true;
+      this.unfinish(s);
       this.disarm(s);
       this.approvals.withdraw(s.data.id);
     }
@@ -388,7 +402,7 @@ export class Broker {
 
   private onData(s: AgentSocket, chunk: Uint8Array) {
     const c = s.data;
-    if (c.closing || this.draining) return;
+    if (c.closing || (this.draining && !c.finishing)) return;
     for (const ev of c.reader.push(chunk)) {
       if (ev.type === "bad-length") {
         this.violate(s, ev.length === 0 ? "empty frame" : `frame of ${ev.length} bytes exceeds the limit`, ev.header);
@@ -403,6 +417,11 @@ export class Broker {
         return;
       }
       if (!this.accept(s, frame, ev.raw)) return;
+    }
+    if (c.finishing && !c.reader.midFrame) {
+      // A drain let this frame finish; it was not a CALL, so the connection ends here.
+      this.unfinish(s);
+      return void s.end();
     }
     if (c.reader.midFrame) {
       if (c.timerFor !== "frame" && !(c.timerFor === "hello" && !c.gotHello)) this.arm(s, "frame");
@@ -423,11 +442,19 @@ export class Broker {
     if (frame.type !== "call") return this.violate(s, `unexpected ${frame.type} frame from client`, raw), false;
     if (!c.gotHello) return this.violate(s, "call before hello", raw), false;
     if (c.callInFlight) return this.violate(s, "call while another is in flight", raw), false;
-    if (this.draining) return s.end(), false;
+    if (this.draining && !c.finishing) return s.end(), false;
     c.callInFlight = true;
-    this.inFlight++;
+    if (c.finishing) c.finishing = false; // counted in flight since the drain began
+    else this.inFlight++;
     this.enqueue(s, () => this.onCall(s, frame.cap, frame.args, raw).finally(() => this.callDone()));
     return true;
+  }
+
+  /** A connection a drain let finish its frame ends without a call. */
+  private unfinish(s: AgentSocket) {
+    if (!s.data.finishing) return;
+    s.data.finishing = false;
+    this.callDone();
   }
 
   private callDone() {
@@ -450,7 +477,16 @@ export class Broker {
   private async onHello(s: AgentSocket, raw: Uint8Array) {
     const reply = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
     const durable = this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
-    durable.then(() => this.send(s, reply), (e) => this.fail(s, e));
+    durable.then(
+      () => {
+        this.send(s, reply);
+        s.data.welcomed.resolve();
+      },
+      (e) => {
+        s.data.welcomed.reject(e);
+        this.fail(s, e);
+      },
+    );
   }
 
   private async onCall(s: AgentSocket, cap: string, argv: string[], raw: Uint8Array) {
@@ -500,6 +536,10 @@ export class Broker {
         const deferIntent = d.capability.readOnly === true && !gate && !budget;
         if (!deferIntent) await this.audit.append(intent);
         const context = pre.quote === undefined ? ready.context : { ...ready.context, quote: pre.quote };
+        // Nothing takes effect before the connection's WELCOME is out: a client that loses the
+        // connection before WELCOME may send its call again (vivary-protocol(7)). The hello was
+        // committed no later than the intent, so this waits for nothing but a write.
+        if (!deferIntent) await c.welcomed.promise;
         reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id, deferIntent ? intent : undefined);
       }
     }

@@ -15,7 +15,9 @@
 //   ERROR    0x7f  exit:u8 message:str               broker -> client, then the broker closes
 //
 // The broker reads the 4-byte length first and refuses a frame over MAX_FRAME before buffering
-// any of it. A client may send HELLO and CALL back to back without waiting for WELCOME.
+// any of it. A client may send HELLO and CALL back to back without waiting for WELCOME. The broker
+// takes no effect of a CALL before it sent WELCOME, so a connection that ends before WELCOME may
+// be opened again and the call sent anew.
 
 export const PROTOCOL_VERSION = 1;
 export const MAGIC = "VIVR";

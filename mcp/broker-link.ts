@@ -3,8 +3,10 @@
 // RESULT. Calls that arrive together wait their turn. The broker ends a connection that stays
 // idle (vivary-protocol(7)), so a connection idle for nearly that long is replaced before the next
 // call, and one the broker closed is reopened. Like viv-stub, it waits a bounded time for a broker
-// to listen, and never resends a call it sent: when the connection ends before the result, the
-// call fails, since it may have taken effect. Plain node:net, so it runs on the host's Node.
+// to listen, and resends a call only when its connection ended before WELCOME (the broker takes
+// no effect of a call before WELCOME, vivary-protocol(7)): once WELCOME is in, a connection that
+// ends before the result fails the call, since it may have taken effect. Plain node:net, so it
+// runs on the host's Node.
 import { createConnection, type Socket } from "node:net";
 import { decodeBody, encodeFrame, FrameError, MAX_FRAME, PROTOCOL_VERSION } from "../lib/frame.ts";
 import type { CallOutcome } from "./tools.ts";
@@ -23,12 +25,16 @@ interface Pending {
   reject: (e: LinkError) => void;
 }
 
+/** The connection ended before WELCOME: the call had no effect and may be sent again. */
+class NotWelcomed extends Error {}
+
 const dec = new TextDecoder();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export class BrokerLink {
   private sock: Socket | null = null;
   private buf: Buffer = Buffer.alloc(0);
+  private welcomed = false;
   private pending: Pending | null = null;
   private turn: Promise<unknown> = Promise.resolve();
   private idleSince = 0;
@@ -67,19 +73,27 @@ export class BrokerLink {
     } catch (e) {
       throw new LinkError(`viv-mcp: cannot send the call: ${(e as Error).message}`);
     }
-    const sock = this.sock ?? (await this.open());
-    return await new Promise<CallOutcome>((resolve, reject) => {
-      this.pending = {
-        resolve: (o) => ((this.pending = null), (this.idleSince = performance.now()), resolve(o)),
-        reject: (e) => ((this.pending = null), reject(e)),
-      };
-      sock.write(frame);
-    });
+    const deadline = performance.now() + this.connectWaitMs;
+    for (;;) {
+      const sock = this.sock ?? (await this.open(deadline));
+      try {
+        return await new Promise<CallOutcome>((resolve, reject) => {
+          this.pending = {
+            resolve: (o) => ((this.pending = null), (this.idleSince = performance.now()), resolve(o)),
+            reject: (e) => ((this.pending = null), reject(e)),
+          };
+          sock.write(frame);
+        });
+      } catch (e) {
+        if (!(e instanceof NotWelcomed)) throw e;
+        if (performance.now() >= deadline) throw new LinkError(`viv-mcp: the broker closed every connection before its welcome for ${this.connectWaitMs / 1000} s`);
+        await sleep(50);
+      }
+    }
   }
 
-  /** Connects (retrying while no broker listens, up to the wait) and sends HELLO. */
-  private async open(): Promise<Socket> {
-    const deadline = performance.now() + this.connectWaitMs;
+  /** Connects (retrying while no broker listens, up to the deadline) and sends HELLO. */
+  private async open(deadline: number): Promise<Socket> {
     for (;;) {
       try {
         const sock = await connect(this.socketPath);
@@ -97,6 +111,7 @@ export class BrokerLink {
 
   private attach(sock: Socket) {
     this.sock = sock;
+    this.welcomed = false;
     this.buf = Buffer.alloc(0);
     this.idleSince = performance.now();
     sock.on("data", (chunk: Buffer) => this.onData(sock, chunk));
@@ -112,10 +127,11 @@ export class BrokerLink {
     s?.destroy();
   }
 
-  private lost(sock: Socket, why: string) {
+  /** The connection is gone; its call, if any, fails, or is sent again when nothing was welcomed. */
+  private lost(sock: Socket, why: string, mayResend = !this.welcomed) {
     if (this.sock !== sock) return;
     this.drop();
-    this.pending?.reject(new LinkError(`viv-mcp: ${why}`));
+    this.pending?.reject(mayResend ? new NotWelcomed() : new LinkError(`viv-mcp: ${why}`));
   }
 
   private onData(sock: Socket, chunk: Buffer) {
@@ -136,6 +152,7 @@ export class BrokerLink {
       }
       if (f.type === "welcome") {
         if (f.version !== PROTOCOL_VERSION) return this.broken(sock, `protocol version ${f.version}`);
+        this.welcomed = true;
       } else if (f.type === "result" && this.pending) {
         this.pending.resolve({ exit: f.exit, stdout: dec.decode(f.stdout), stderr: dec.decode(f.stderr) });
       } else if (f.type === "error") {
@@ -148,7 +165,7 @@ export class BrokerLink {
   }
 
   private broken(sock: Socket, what: string) {
-    this.lost(sock, `the broker sent ${what}; the call may or may not have taken effect`);
+    this.lost(sock, `the broker sent ${what}; the call may or may not have taken effect`, false);
   }
 }
 

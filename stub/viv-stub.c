@@ -3,8 +3,10 @@
  * RESULT's stdout and stderr, and exits with its code. It decides nothing: every check lives in
  * the broker. Written in C because it is on every call's path: it must start in well under a
  * millisecond, which a JavaScript runtime cannot. Wire format: lib/frame.ts, vivary-protocol(7).
- * While no broker listens (one is restarting), it retries the connection for a bounded time;
- * once the call is sent it never retries, since the call may have taken effect. */
+ * While no broker listens (one is restarting), it retries the connection for a bounded time, and
+ * it sends the call again when the connection ends before the broker's WELCOME: the broker takes
+ * no effect of a call before it has sent WELCOME (vivary-protocol(7)). After WELCOME it never
+ * retries, since the call may have taken effect. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -62,15 +64,40 @@ static void write_all(int fd, const unsigned char *p, size_t n, int code, const 
     }
 }
 
-static void read_all(int fd, unsigned char *p, size_t n) {
+/* The connection ended under us: the peer closed it or reset it. */
+static int dropped(int e) {
+    return e == EPIPE || e == ECONNRESET;
+}
+
+/* Sends n bytes on the socket; -1 with errno set when it fails (without SIGPIPE). */
+static int send_all(int fd, const unsigned char *p, size_t n) {
+    while (n > 0) {
+        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Reads n bytes; -1 with errno set on an error, or with errno EPIPE at end of stream. */
+static int recv_all(int fd, unsigned char *p, size_t n) {
     while (n > 0) {
         ssize_t r = read(fd, p, n);
         if (r < 0 && errno == EINTR) continue;
-        if (r < 0) die(EX_UNAVAILABLE, "cannot read from broker", strerror(errno));
-        if (r == 0) die(EX_PROTOCOL, "broker closed the connection", "no result");
+        if (r < 0) return -1;
+        if (r == 0) return errno = EPIPE, -1;
         p += r;
         n -= (size_t)r;
     }
+    return 0;
+}
+
+static void read_all(int fd, unsigned char *p, size_t n) {
+    if (recv_all(fd, p, n) == 0) return;
+    if (errno == EPIPE) die(EX_PROTOCOL, "broker closed the connection", "no result");
+    die(EX_UNAVAILABLE, "cannot read from broker", strerror(errno));
 }
 
 /* Reads one frame; returns its body (malloc'd) and sets *len. */
@@ -104,11 +131,15 @@ static long long now_ms(void) {
     return (long long)t.tv_sec * 1000 + t.tv_nsec / 1000000;
 }
 
-/* Connects, waiting up to CONNECT_WAIT_MS (5 ms, doubling to 200 ms between tries) while the
- * socket is missing or nobody listens on it: the gap while a broker restarts. */
-static int connect_broker(const struct sockaddr_un *addr) {
-    long long deadline = now_ms() + CONNECT_WAIT_MS;
-    long pause_ms = 5;
+static void pause_ms(long *ms) {
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = *ms * 1000000L};
+    while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
+    if (*ms < 200) *ms *= 2;
+}
+
+/* Connects before the deadline, waiting (5 ms, doubling to 200 ms between tries) while the socket
+ * is missing or nobody listens on it: the gap while a broker restarts. */
+static int connect_broker(const struct sockaddr_un *addr, long long deadline, long *wait_ms) {
     for (;;) {
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0) die(EX_UNAVAILABLE, "cannot reach broker", strerror(errno));
@@ -116,10 +147,35 @@ static int connect_broker(const struct sockaddr_un *addr) {
         int e = errno;
         close(fd);
         if ((e != ENOENT && e != ECONNREFUSED && e != EAGAIN) || now_ms() >= deadline) die(EX_UNAVAILABLE, "cannot reach broker", strerror(e));
-        struct timespec pause = {.tv_sec = 0, .tv_nsec = pause_ms * 1000000L};
-        while (nanosleep(&pause, &pause) != 0 && errno == EINTR) {}
-        if (pause_ms < 200) pause_ms *= 2;
+        pause_ms(wait_ms);
     }
+}
+
+/* Sends HELLO and CALL and reads the WELCOME. Returns 0 once WELCOME is in; -1 with errno set when
+ * the connection ended before it (a broker stopping or crashing): the call had no effect then. */
+static int send_call(int fd, const unsigned char *call, size_t n) {
+    unsigned char hdr[4], welcome[3];
+    if (send_all(fd, call, n) < 0 && !dropped(errno)) die(EX_UNAVAILABLE, "cannot send call", strerror(errno));
+    /* Even when the send failed, the broker may have answered with an ERROR before it closed. */
+    if (recv_all(fd, hdr, 4) < 0) {
+        if (dropped(errno)) return -1;
+        die(EX_UNAVAILABLE, "cannot read from broker", strerror(errno));
+    }
+    uint32_t len = get32(hdr);
+    if (len == 3) {
+        if (recv_all(fd, welcome, 3) < 0) {
+            if (dropped(errno)) return -1;
+            die(EX_UNAVAILABLE, "cannot read from broker", strerror(errno));
+        }
+        if (welcome[0] != 0x02) die(EX_PROTOCOL, "bad reply from broker", "expected welcome");
+        return 0;
+    }
+    if (len == 0 || len > MAX_FRAME) die(EX_PROTOCOL, "bad frame from broker", "length out of range");
+    unsigned char *f = malloc(len);
+    if (!f) die(EX_SOFTWARE, "cannot read result", "out of memory");
+    read_all(fd, f, len);
+    refuse_on_error(f, len);
+    die(EX_PROTOCOL, "bad reply from broker", "expected welcome");
 }
 
 int main(int argc, char **argv) {
@@ -153,17 +209,21 @@ int main(int argc, char **argv) {
     if (!path || !*path) path = SOCKET_PATH;
     if (strlen(path) >= sizeof addr.sun_path) die(EX_USAGE, "cannot reach broker", "socket path too long");
     strcpy(addr.sun_path, path);
-    int fd = connect_broker(&addr);
-    write_all(fd, buf, (size_t)(p - buf), EX_UNAVAILABLE, "cannot send call");
+    long long deadline = now_ms() + CONNECT_WAIT_MS;
+    long wait_ms = 5;
+    int fd;
+    for (;;) {
+        fd = connect_broker(&addr, deadline, &wait_ms);
+        if (send_call(fd, buf, (size_t)(p - buf)) == 0) break;
+        int e = errno;
+        close(fd);
+        if (now_ms() >= deadline) die(EX_UNAVAILABLE, "broker closed the connection before its welcome", strerror(e));
+        pause_ms(&wait_ms);
+    }
     free(buf);
 
     uint32_t len;
     unsigned char *f = read_frame(fd, &len);
-    refuse_on_error(f, len);
-    if (f[0] != 0x02 || len != 3) die(EX_PROTOCOL, "bad reply from broker", "expected welcome");
-    free(f);
-
-    f = read_frame(fd, &len);
     refuse_on_error(f, len);
     if (f[0] != 0x11 || len < 10) die(EX_PROTOCOL, "bad reply from broker", "expected result");
     int code = f[1];

@@ -8,6 +8,7 @@ import { afterAll, afterEach, expect, test } from "bun:test";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { encodeFrame, PROTOCOL_VERSION } from "../lib/frame.ts";
 import { stateLayout } from "../lib/paths.ts";
 import { BrokerLink, LinkError } from "../mcp/broker-link.ts";
 
@@ -101,4 +102,48 @@ test("with no broker, a call fails after the bounded wait with one line", async 
   expect(err.message).toContain("ENOENT");
   expect(performance.now() - t0).toBeLessThan(5_000);
   expect(existsSync(join(out, "d1"))).toBe(false);
+});
+
+/** A scripted broker: `answer(n, socket)` runs once the n-th connection (from 0) sent its CALL. */
+function scriptedBroker(path: string, answer: (n: number, s: Bun.Socket<{ n: number; got: number }>) => void) {
+  let conns = 0;
+  const listener = Bun.listen<{ n: number; got: number }>({
+    unix: path,
+    socket: {
+      open(s) {
+        s.data = { n: conns++, got: 0 };
+      },
+      data(s, chunk) {
+        s.data.got += chunk.length;
+        if (s.data.got > 11) answer(s.data.n, s); // HELLO is 11 bytes; the CALL came with or after it
+      },
+    },
+  });
+  return { stop: () => listener.stop(true), conns: () => conns };
+}
+
+const welcome = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
+const okResult = encodeFrame({ type: "result", exit: 0, stdout: Buffer.from("done"), stderr: new Uint8Array(0) });
+
+test("a connection that ends before WELCOME: the call is sent again on a new one and answered", async () => {
+  const b = scriptedBroker(join(dir, "drop-first.sock"), (n, s) => (n === 0 ? s.end() : s.write(Buffer.concat([welcome, okResult]))));
+  const link = new BrokerLink(join(dir, "drop-first.sock"));
+  expect(await write(link, "e1", "x")).toEqual({ exit: 0, stdout: "done", stderr: "" });
+  link.close();
+  b.stop();
+  expect(b.conns()).toBe(2);
+});
+
+test("after WELCOME a connection that ends before the result fails the call, without sending it again", async () => {
+  const b = scriptedBroker(join(dir, "drop-after.sock"), (_n, s) => {
+    s.write(welcome);
+    s.end();
+  });
+  const link = new BrokerLink(join(dir, "drop-after.sock"));
+  const err = await write(link, "e2", "x").catch((e) => e);
+  link.close();
+  b.stop();
+  expect(err).toBeInstanceOf(LinkError);
+  expect(err.message).toBe("viv-mcp: the broker closed the connection before the call's result; it may or may not have taken effect");
+  expect(b.conns()).toBe(1);
 });
