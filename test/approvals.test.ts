@@ -3,8 +3,9 @@
 // the critical default and its opt-out warning) against a catalog with a critical capability.
 import { describe, expect, test } from "bun:test";
 import { ApprovalQueue, requestDigest } from "../broker/approvals.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import type { Catalog } from "../policy/model.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 describe("requestDigest binds an approval to one exact request", () => {
   const nonce = new Uint8Array(32).fill(7);
@@ -64,15 +65,7 @@ describe("approval, max-risk and risk tiers in a policy", () => {
     ["crit-cap", { scopes: [], risk: "critical", credential: false, providerKinds: new Map() }],
   ]);
   const load = (body: string) => loadPolicyText([{ file: "p.kdl", text: `agent "a" {\n${body}\n}\n` }], catalog);
-  const problems = (body: string) => {
-    try {
-      load(body);
-    } catch (e) {
-      if (e instanceof PolicyError) return e.problems;
-      throw e;
-    }
-    throw new Error("policy was accepted");
-  };
+  const problems = (body: string) => problemsOf(() => load(body));
 
   test("approval takes a timeout and a via program", () => {
     const g = load(`grant "low-cap" { approval timeout="2m" via="/usr/local/bin/ask"; }`).agents.get("a")!.grants.get("low-cap")!;

@@ -11,9 +11,10 @@ import { CAPABILITIES, CATALOG } from "../capabilities/registry.ts";
 import { Exit } from "../lib/exit.ts";
 import { MAX_ARGS, MAX_FRAME, PROTOCOL_VERSION } from "../lib/frame.ts";
 import { JAIL } from "../lib/paths.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import { generate as generateMan } from "../scripts/gen-man.ts";
 import { generate as generateTypes } from "../scripts/gen-types.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 const ROOT = join(import.meta.dir, "..");
 const read = (path: string) => readFileSync(join(ROOT, path), "utf8");
@@ -304,15 +305,7 @@ describe("man pages", () => {
     const page = read("man/vivary-policy.5");
     const examples = [...page.matchAll(/^\.EX\n([\s\S]*?)^\.EE$/gm)].map((m) => unroff(m[1]!)).filter((t) => /^agent "/m.test(t));
     expect(examples.length).toBeGreaterThan(1);
-    const problems = examples.flatMap((text, i) => {
-      try {
-        loadPolicyText([{ file: `vivary-policy.5 example ${i + 1}`, text }], CATALOG);
-        return [];
-      } catch (e) {
-        if (e instanceof PolicyError) return e.problems;
-        throw e;
-      }
-    });
+    const problems = examples.flatMap((text, i) => problemsOf(() => loadPolicyText([{ file: `vivary-policy.5 example ${i + 1}`, text }], CATALOG)));
     expect(problems).toEqual([]);
   });
 });

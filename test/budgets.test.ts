@@ -5,9 +5,10 @@ import { describe, expect, test } from "bun:test";
 import { BudgetLedger } from "../broker/budgets.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import type { Cost } from "../lib/capability.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import type { Grant, Policy } from "../policy/model.ts";
 import { currencyDigits, formatAmount, parseAmount, refuseCurrency } from "../policy/money.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 describe("money", () => {
   const parses: [string, string, bigint | string][] = [
@@ -73,15 +74,7 @@ agent "shop-a" {
     }
 }`;
 const load = (text: string) => loadPolicyText([{ file: "p.kdl", text }], CATALOG);
-const problems = (text: string) => {
-  try {
-    load(text);
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems;
-    throw e;
-  }
-  return [];
-};
+const problems = (text: string) => problemsOf(() => load(text));
 
 describe("budget nodes of a grant", () => {
   test("spend and per-order share the grant's currency, in minor units", () => {

@@ -6,8 +6,9 @@ import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import { sha256 } from "../policy/external.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "viv-extcap-"));
 chmodSync(dir, 0o755);
@@ -27,15 +28,7 @@ function script(name: string, printed: string, mode = 0o755): { path: string; di
 }
 
 const node = (name: string, exec: string, digest: string, extra = "") => `capability "${name}" {\n    exec "${exec}"\n    schema-sha256 "${digest}"\n${extra}}\n`;
-const problems = (text: string) => {
-  try {
-    loadPolicyText([{ file: "p.kdl", text }], CATALOG);
-    return [];
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems;
-    throw e;
-  }
-};
+const problems = (text: string) => problemsOf(() => loadPolicyText([{ file: "p.kdl", text }], CATALOG));
 
 test("a pinned schema registers the capability, and a grant of it loads with its risk", () => {
   const s = script("ext-echo", schema());

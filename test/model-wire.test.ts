@@ -5,9 +5,10 @@
 import { describe, expect, test } from "bun:test";
 import { TokenBudgets } from "../broker/token-budget.ts";
 import { CATALOG } from "../capabilities/registry.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import { matchModel, refuseModelPattern } from "../policy/scope.ts";
 import { mergeUsage, promptOf, replyOf, sseData, usageIn } from "../providers/model-wire.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 describe("usage", () => {
   test.each([
@@ -109,15 +110,7 @@ describe("token window", () => {
 
 describe("policy", () => {
   const load = (grant: string) => loadPolicyText([{ file: "p.kdl", text: `provider "c" { kind "anthropic"; url "https://api.anthropic.com"; credential "k"; }\nagent "mdl-p" {\n    grant "model-complete" { provider "c"; ${grant} }\n}` }], CATALOG);
-  const problems = (grant: string) => {
-    try {
-      load(grant);
-      return [];
-    } catch (e) {
-      if (e instanceof PolicyError) return e.problems;
-      throw e;
-    }
-  };
+  const problems = (grant: string) => problemsOf(() => load(grant));
   test("model patterns and a tokens budget load into the grant", () => {
     const g = load(`model "claude-*"; tokens max=200000 per="day";`).agents.get("mdl-p")!.grants.get("model-complete")!;
     expect(g.scopes).toEqual({ provider: ["c"], model: ["claude-*"] });

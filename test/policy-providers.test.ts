@@ -6,8 +6,9 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import { PROVIDER_KINDS } from "../providers/registry.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 /** Every provider kind, as the loader lists them in its messages. */
 const KINDS = [...PROVIDER_KINDS.keys()].map((k) => `'${k}'`).join(", ");
@@ -19,15 +20,7 @@ const grant = (body: string) => `agent "assistant" {\n    grant "messaging-messa
 const GRANT = `        provider "family-sms"\n        contact "+15550100000"`;
 
 const load = (...texts: string[]) => loadPolicyText(texts.map((text, i) => ({ file: `p${i || ""}.kdl`, text })), CATALOG);
-const problems = (...texts: string[]): string[] => {
-  try {
-    load(...texts);
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems;
-    throw e;
-  }
-  throw new Error("policy was accepted");
-};
+const problems = (...texts: string[]) => problemsOf(() => load(...texts));
 
 test("a provider and a grant that names it load into the model", () => {
   const p = load(provider(TWILIO) + grant(GRANT));

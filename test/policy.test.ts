@@ -5,18 +5,11 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
-import { agentUid, loadPolicy, loadPolicyText, PolicyError } from "../policy/load.ts";
+import { agentUid, loadPolicy, loadPolicyText } from "../policy/load.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 const load = (text: string) => loadPolicyText([{ file: "p.kdl", text }], CATALOG);
-const problems = (text: string): string[] => {
-  try {
-    load(text);
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems;
-    throw e;
-  }
-  throw new Error("policy was accepted");
-};
+const problems = (text: string) => problemsOf(() => load(text));
 
 const GOOD = `// header
 agent "researcher" {

@@ -7,21 +7,14 @@ import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, sta
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CATALOG } from "../capabilities/registry.ts";
-import { loadPolicyText, PolicyError } from "../policy/load.ts";
+import { loadPolicyText } from "../policy/load.ts";
 import { JAIL } from "../lib/paths.ts";
 import { lendWorkspace, sweepLentWorkspaces } from "../lib/workspace-idmap.ts";
 import { VivError } from "../lib/exit.ts";
+import { problemsOf } from "./policy-problems.ts";
 
 const load = (text: string) => loadPolicyText([{ file: "p.kdl", text }], CATALOG);
-const problems = (text: string): string[] => {
-  try {
-    load(text);
-  } catch (e) {
-    if (e instanceof PolicyError) return e.problems;
-    throw e;
-  }
-  throw new Error("policy was accepted");
-};
+const problems = (text: string) => problemsOf(() => load(text));
 
 describe("the loader", () => {
   const cases: [string, string, "keep" | undefined][] = [

@@ -12,13 +12,14 @@ import { fetchCalendarObjects } from "tsdav";
 import { CATALOG } from "../../capabilities/registry.ts";
 import { Exit, VivError } from "../../lib/exit.ts";
 import { Secret } from "../../lib/secret.ts";
-import { loadPolicyText, PolicyError } from "../../policy/load.ts";
+import { loadPolicyText } from "../../policy/load.ts";
 import { matchAttendees, parseEmail, refuseAttendeeDomain, refuseCalendarName } from "../../policy/scope.ts";
 import { putCalendarEvent } from "../../providers/caldav.ts";
 import { basicAuth, startRadicale, type Radicale } from "../../test/radicale.ts";
 import { parseInstant } from "./event.ts";
 import { calendarEventCreate as cap } from "./index.ts";
 import type { CalendarEventCreateInput } from "./types.ts";
+import { problemsOf } from "../../test/policy-problems.ts";
 
 const USER = "cal-alice";
 const PASSWORD = `canary-pw-${crypto.randomUUID()}`;
@@ -261,15 +262,7 @@ describe("provider errors are one line, and never hold the password", () => {
 describe("policy", () => {
   const load = (grant: string, prov = `provider "home-calendar" {\n kind "caldav"\n url "https://dav.example.com/alice/"\n username "alice"\n credential "caldav-main"\n}`) =>
     loadPolicyText([{ file: "p.kdl", text: `${prov}\nagent "cal-a" {\n grant "calendar-event-create" {\n${grant}\n }\n}\n` }], CATALOG);
-  const problems = (grant: string, prov?: string) => {
-    try {
-      load(grant, prov);
-    } catch (e) {
-      if (e instanceof PolicyError) return e.problems;
-      throw e;
-    }
-    return [];
-  };
+  const problems = (grant: string, prov?: string) => problemsOf(() => load(grant, prov));
   const full = `provider "home-calendar"\ncalendar "work"\nattendees max=5\nattendee-domain "example.com"`;
   test("a full grant loads with its scope", () => {
     expect(load(full).agents.get("cal-a")!.grants.get("calendar-event-create")!.scopes).toEqual({ provider: ["home-calendar"], calendar: ["work"], attendees: ["5"], "attendee-domain": ["example.com"] });

@@ -7,9 +7,10 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { CATALOG } from "../../capabilities/registry.ts";
 import { Exit, VivError } from "../../lib/exit.ts";
 import { Secret } from "../../lib/secret.ts";
-import { loadPolicyText, PolicyError } from "../../policy/load.ts";
+import { loadPolicyText } from "../../policy/load.ts";
 import { startFakeHomeAssistant } from "../../test/fake-home-assistant.ts";
 import { homeDeviceInvoke as cap } from "./index.ts";
+import { problemsOf } from "../../test/policy-problems.ts";
 
 const TOKEN = "canary-ha-token-0f1e2d3c4b5a";
 const fake = startFakeHomeAssistant({ token: TOKEN });
@@ -37,15 +38,7 @@ async function failure(p: Promise<unknown>): Promise<[number, string]> {
 
 describe("the device scope in a policy", () => {
   const load = (node: string) => loadPolicyText([{ file: "p.kdl", text: `provider "home" {\n kind "home-assistant"\n url "https://ha.example.net"\n credential "ha-main"\n}\nagent "a" {\n grant "home-device-invoke" {\n provider "home"\n ${node}\n }\n}\n` }], CATALOG);
-  const problem = (node: string) => {
-    try {
-      load(node);
-    } catch (e) {
-      if (e instanceof PolicyError) return e.problems.join("; ");
-      throw e;
-    }
-    return null;
-  };
+  const problem = (node: string) => problemsOf(() => load(node)).join("; ") || null;
   test("a device with its actions becomes one scope value", () => {
     expect(load(`device "light.kitchen" actions="on  off set on"`).agents.get("a")!.grants.get("home-device-invoke")!.scopes.device).toEqual(["light.kitchen on off set"]);
   });
