@@ -261,6 +261,8 @@ if runs b; then
 say "b: the same durable write on the host"
 "$BUN" "$BENCH/host-write.ts" "$TMP/host/direct" "$TMP/b1.times" "$WARM" "$N" "$CONTENT"
 "$BUN" "$BENCH/stats.ts" "b1 host write, in-process loop (Bun, durable)" "$TMP/b1.times"
+"$BUN" "$BENCH/durable-floor.ts" "$TMP/host/floor" "$TMP/b0.times" "$WARM" "$N" "$CONTENT"
+"$BUN" "$BENCH/stats.ts" "b0 the durable work of a's call alone (one process)" "$TMP/b0.times"
 if [ -n "$SPAWN_WRITER" ]; then
   bash "$BENCH/loop.sh" "$TMP/b2.times" "$WARM" "$N" 0 - -- "$SPAWN_WRITER" "$TMP/host/direct-spawn" out.txt "$CONTENT"
   "$BUN" "$BENCH/stats.ts" "b2 host write, bash spawns a process/call (durable)" "$TMP/b2.times"
@@ -281,6 +283,7 @@ if runs d; then
 say "d: throughput, 1 and $AGENTS concurrent agents"
 jail_scenario d1 governed 1 "$M" "d1 throughput, 1 agent (jail, durable)" "d1, 1 agent"
 jail_scenario d$AGENTS governed "$AGENTS" "$M" "d$AGENTS throughput, $AGENTS agents at once (jail, durable)" "d$AGENTS, $AGENTS agents"
+jail_scenario c$AGENTS bare "$AGENTS" "$M" "c$AGENTS bare stub spawns, $AGENTS agents at once (jail)"
 
 fi
 

@@ -1,7 +1,10 @@
 // The closing table of bench/run.sh: every figure the performance goals name, each with its ratio
 // to b2 (the durable write, one host process per call) and c (the bare stub spawn) of the same
-// run, and its goal. Reads the JSON lines bench/stats.ts and run.sh's CPU sampling appended to
-// BENCH_FIGURES. A figure whose scenario did not run is printed as '-'.
+// run, and its goal. Beside a goal it misses, what bounds the figure, measured in the same run: b0
+// (the durable work of one call alone, the floor of a's added latency and of the broker's CPU)
+// and c4 (bare stub spawns in 4 jails at once, the ceiling of d4). Reads the JSON lines
+// bench/stats.ts, durable-floor.ts and run.sh's CPU sampling appended to BENCH_FIGURES. A figure
+// whose scenario did not run is printed as '-'.
 // usage: bun bench/summary.ts FIGURES.ndjson
 import { readFileSync } from "node:fs";
 
@@ -34,20 +37,35 @@ const cpu = (t: string) => figs.get(`cpu ${t}`) as Cpu | undefined;
 const ms = (us: number) => `${(us / 1000).toFixed(3)} ms`;
 const x = (v: number | undefined, base: number | undefined) => (v === undefined || !base ? "-" : `${(v / base).toFixed(2)}×`);
 
-const [a, b2, c, d4] = [lat("a"), lat("b2"), lat("c"), lat("d4")];
+const [a, b0, b2, c, c4, d4] = [lat("a"), lat("b0"), lat("b2"), lat("c"), lat("c4"), lat("d4")];
 type Row = [figure: string, value: string, vsB2: string, vsC: string, goal: string];
 const rows: Row[] = [];
 const p50Row = (what: string, f: Latency | undefined, goal: string): Row => [what, f ? ms(f.p50_us) : "-", x(f?.p50_us, b2?.p50_us), x(f?.p50_us, c?.p50_us), goal];
 const rateRow = (what: string, f: Latency | undefined, goal: string): Row => [what, f ? `${f.calls_s}` : "-", x(f?.calls_s, b2?.calls_s), x(f?.calls_s, c?.calls_s), goal];
-const cpuRow = (what: string, f: Cpu | undefined, goal: string): Row => [what, f ? `${f.user_us + f.sys_us} µs (${f.user_us} user + ${f.sys_us} sys)` : "-", "", "", goal];
+const cpuUs = (f: Cpu | undefined) => (f ? f.user_us + f.sys_us : undefined);
+const cpuRow = (what: string, f: Cpu | undefined, goal: string, floor?: Cpu): Row => [
+  what,
+  f ? `${f.user_us + f.sys_us} µs (${f.user_us} user + ${f.sys_us} sys)${floor ? `, ${x(cpuUs(f), cpuUs(floor))} b0` : ""}` : "-",
+  "",
+  "",
+  goal,
+];
+const b0Cpu = cpu("b0");
 
 rows.push(p50Row("a: governed durable fs-file-write from a jail, p50", a, "≤ 1.15× b2"));
 rows.push(p50Row("b2: the same durable write, a host process per call, p50", b2, "—"));
 rows.push(p50Row("c: bare stub spawn, no broker, p50", c, "—"));
+rows.push(p50Row("b0: the durable work of a's call alone, p50", b0, "—"));
+const added = a && c ? a.p50_us - c.p50_us : undefined;
+rows.push(["a − c: what the call adds to its spawn, p50", added === undefined ? "-" : `${ms(added)}, ${x(added, b0?.p50_us)} b0`, "", "", "—"]);
 rows.push(["p99 / p50 of a", a ? `${(a.p99_us / a.p50_us).toFixed(2)}×` : "-", "", "", "≤ 1.6×"]);
-rows.push(cpuRow("broker CPU per call, a (1 agent)", cpu("a"), "≤ 250 µs, ≤ 60 user"));
-rows.push(cpuRow("broker CPU per call, d4 (4 agents)", cpu("d4"), "≤ 250 µs, ≤ 60 user"));
-rows.push(rateRow("d4: 4 agents at once, calls/s", d4, "≥ 1,400"));
+rows.push(cpuRow("b0: CPU of the durable work alone, per call", b0Cpu, "—"));
+rows.push(cpuRow("broker CPU per call, a (1 agent)", cpu("a"), "≤ 250 µs, ≤ 60 user", b0Cpu));
+rows.push(cpuRow("broker CPU per call, d4 (4 agents)", cpu("d4"), "≤ 250 µs, ≤ 60 user", b0Cpu));
+rows.push(rateRow("c4: bare stub spawns, 4 jails at once, calls/s", c4, "—"));
+const d4Row = rateRow("d4: 4 agents at once, calls/s", d4, "≥ 1,400");
+if (d4 && c4) d4Row[1] += `, ${x(d4.calls_s, c4.calls_s)} c4`;
+rows.push(d4Row);
 for (const [t, what] of [
   ["p1", "p1: fs-file-read, 8 persistent connections"],
   ["p2", "p2: denied call, 8 persistent connections"],
