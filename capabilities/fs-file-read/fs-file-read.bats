@@ -39,42 +39,95 @@ fsr() {
   [[ "$output" == *" kind=result cap=fs-file-read "*"exit=0"* ]]
 }
 
-# syncs_of CALL_JSON: runs one call on a fresh connection of the agent's socket (HELLO and CALL
-# back to back) with the broker's every thread traced, and prints its fsync and fdatasync counts.
-syncs_of() {
-  local trace=$BATS_TEST_TMPDIR/syncs.$RANDOM
-  strace -f -qq -e trace=fsync,fdatasync -o "$trace" -p "$BROKER_PID" 2>/dev/null &
-  local tracer=$!
-  wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
-  # HELLO and CALL in one write, so the broker reads them together, as from the stub.
-  local frames
-  frames=$(node -e '
+# call_frames CALL_JSON: HELLO and CALL of ["cap", "arg"…] in one buffer, as hex.
+call_frames() {
+  node -e '
     const [cap, ...args] = JSON.parse(process.argv[1]);
     const frame = (t, p) => Buffer.concat([Buffer.from([0, 0, 0, 0, t]), p]);
     const str = (x) => { const d = Buffer.from(x); const l = Buffer.alloc(4); l.writeUInt32BE(d.length); return Buffer.concat([l, d]); };
     const n = Buffer.alloc(2); n.writeUInt16BE(args.length);
     const out = [frame(1, Buffer.from("VIVR\0\x01", "latin1")), frame(0x10, Buffer.concat([str(cap), n, ...args.map(str)]))];
     for (const f of out) f.writeUInt32BE(f.length - 4);
-    process.stdout.write(Buffer.concat(out).toString("hex"));' "$1")
+    process.stdout.write(Buffer.concat(out).toString("hex"));' "$1"
+}
+
+# syncs_of CALL_JSON: runs one call on a fresh connection of the agent's socket (HELLO and CALL
+# back to back) with the broker's every thread traced, and prints its fsync and fdatasync counts,
+# then what each synced (the log's WAL as 'wal', a directory as 'dir', a file as 'file'), then
+# the syncs in the order they ran, each one ended before the next began unless marked '~'.
+syncs_of() {
+  local trace=$BATS_TEST_TMPDIR/syncs.$RANDOM
+  strace -f -qq -y -e trace=fsync,fdatasync -o "$trace" -p "$BROKER_PID" 2>/dev/null &
+  local tracer=$!
+  wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
+  # HELLO and CALL in one write, so the broker reads them together, as from the stub.
+  local frames
+  frames=$(call_frames "$1")
   node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hex:$frames" read >"$trace.out"
   kill -TERM "$tracer"
   wait "$tracer" || true
   grep -q '"type":"result","exit":0' "$trace.out"
-  echo "fsync=$(grep -c 'fsync(' "$trace") fdatasync=$(grep -c 'fdatasync(' "$trace")"
+  echo "fsync=$(grep -c ' fsync(' "$trace") fdatasync=$(grep -c ' fdatasync(' "$trace")"
+  sed -nE 's/.*sync\([0-9]+<([^>]*)>.*/\1/p' "$trace" | while read -r path; do
+    if [[ $path == "$STATE/audit.db-wal" ]]; then echo wal
+    elif [ -d "$path" ]; then echo dir
+    else echo file; fi
+  done | sort | uniq -c | awk '{printf "%s=%s ", $2, $1}'
+  echo
+  sed -nE 's/.*sync\([0-9]+<([^>]*)>(.*)/\1 \2/p' "$trace" | while read -r path rest; do
+    local kind=file
+    if [[ $path == "$STATE/audit.db-wal" ]]; then kind=wal; elif [ -d "$path" ]; then kind=dir; fi
+    [[ $rest == *unfinished* ]] && kind="~$kind"
+    printf '%s ' "$kind"
+  done
+  echo
 }
 
 @test "a read's intent and outcome are made durable by one sync, a write's by two around its own" {
   command -v strace >/dev/null || skip "strace is not installed"
   printf 'one sync\n' >"$SCOPE/note.md"
   run -0 syncs_of "[\"fs-file-read\",\"--path\",\"$SCOPE/note.md\"]"
-  [ "$output" = "fsync=1 fdatasync=0" ]
+  [ "${lines[0]}" = "fsync=1 fdatasync=0" ]
+  [ "${lines[1]}" = "wal=1 " ]
   # The control: a write's intent is durable before it runs, the file and its directory are
   # synced, then its outcome (so the trace does see every sync).
   run -0 syncs_of "[\"fs-file-write\",\"--path\",\"$SCOPE/out.md\",\"--content\",\"x\"]"
-  [ "$output" = "fsync=3 fdatasync=1" ]
+  [ "${lines[0]}" = "fsync=3 fdatasync=1" ]
+  [ "${lines[1]}" = "dir=1 file=1 wal=2 " ]
+  # The intent's sync ends before the file is synced, and the outcome's begins after the directory's.
+  [ "${lines[2]}" = "wal file dir wal " ]
   run -0 viv-log --agent "$AGENT" --cap fs-file-read
   [[ "${lines[0]}" == *" kind=call cap=fs-file-read "* ]]
   [[ "${lines[1]}" == *" kind=result cap=fs-file-read "*"exit=0"* ]]
+}
+
+@test "a write's effect waits for its intent's sync, and its reply for its outcome's: each sync held 100 ms" {
+  command -v strace >/dev/null || skip "strace is not installed"
+  local trace=$BATS_TEST_TMPDIR/held
+  # delay_exit holds every fsync and fdatasync 100 ms after it is done, before the broker sees it return.
+  strace -f -qq -ttt -y -e trace=fsync,fdatasync,renameat,sendto -e inject=fsync,fdatasync:delay_exit=100000 -o "$trace" -p "$BROKER_PID" 2>/dev/null &
+  local tracer=$!
+  wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
+  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hex:$(call_frames "[\"fs-file-write\",\"--path\",\"$SCOPE/held.md\",\"--content\",\"x\"]")" read >"$trace.out"
+  kill -TERM "$tracer"
+  wait "$tracer" || true
+  grep -q '"type":"result","exit":0' "$trace.out"
+  # Start times (-ttt) of the log's syncs, of the rename (the effect) and of the RESULT's send.
+  local wal rename reply
+  wal=$(grep "sync([0-9]*<$STATE/audit.db-wal>" "$trace" | awk '{print $2}' | paste -sd ' ')
+  rename=$(grep -m1 ' renameat(' "$trace" | awk '{print $2}')
+  reply=$(grep ' sendto(' "$trace" | tail -n 1 | awk '{print $2}')
+  read -r intent outcome extra <<<"$wal"
+  echo "log syncs at $wal; rename at $rename; reply at $reply"
+  # Two commits: the hello with the intent, and the outcome.
+  [ -n "$outcome" ]
+  [ -z "$extra" ]
+  [ -n "$rename" ]
+  [ -n "$reply" ]
+  # Each waited out the 100 ms its sync was held.
+  awk -v a="$intent" -v b="$rename" 'BEGIN { exit !(b - a >= 0.1) }'
+  awk -v a="$outcome" -v b="$reply" 'BEGIN { exit !(b - a >= 0.1) }'
+  [ "$(cat "$SCOPE/held.md")" = x ]
 }
 
 @test "a file in a subdirectory, an empty file and a byte-order mark are read exactly" {

@@ -324,7 +324,8 @@ print(n)
   # Every successful write is in the one real directory, with its own content.
   local real
   if [ -L "$WS/out/d" ]; then real="$WS/out/l"; else real="$WS/out/d"; fi
-  [ -d "$real" ] && [ ! -L "$real" ]
+  [ -d "$real" ]
+  [ ! -L "$real" ]
   [ "$(find "$real" -mindepth 1 -printf '%f\n' | LC_ALL=C sort)" = "$(LC_ALL=C sort "$WS/written")" ]
   local f
   while read -r f; do
@@ -347,7 +348,8 @@ print(n)
   [ "$output" = "{\"path\":\"$SCOPE/a/b/c/report.md\",\"bytes_written\":5}" ]
   [ "$stderr" = "" ]
   [ "$(printf hello | sha256sum)" = "$(sha256sum <"$SCOPE/a/b/c/report.md")" ]
-  [ -d "$SCOPE/a/b/c" ] && [ ! -L "$SCOPE/a" ]
+  [ -d "$SCOPE/a/b/c" ]
+  [ ! -L "$SCOPE/a" ]
   [ "$(stat -c %a "$SCOPE/a/b/c/report.md")" = 644 ]
   run -0 viv-log --agent "$AGENT" --cap fs-file-write
   [[ "$output" == *" kind=call cap=fs-file-write "*"args.path=$SCOPE/a/b/c/report.md"* ]]

@@ -206,7 +206,8 @@ SH
   run -0 viv run --agent alpha -- fs-file-write --path "$HOST/g/v1" --content yes
   run -77 --separate-stderr viv run --agent alpha -- fs-file-write --path "$HOST/g/v2" --content no
   [ "$stderr" = "fs-file-write: denied by approval program '$BATS_TEST_TMPDIR/decide' (exit 1)" ]
-  [ -e "$HOST/g/v1" ] && [ ! -e "$HOST/g/v2" ]
+  [ -e "$HOST/g/v1" ]
+  [ ! -e "$HOST/g/v2" ]
   [ "$(jq -r 'select(.args.content == "yes") | [.agent, .cap, .risk, .args.path] | join(" ")' "$BATS_TEST_TMPDIR/requests")" = "alpha fs-file-write medium $HOST/g/v1" ]
   run -0 viv-log --agent alpha
   [[ "$output" == *"decision=approve by=program who=$BATS_TEST_TMPDIR/decide"* ]]

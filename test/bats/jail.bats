@@ -304,7 +304,9 @@ except OSError as e:
   [ "$output" = "tmp writable" ]
   # The jail's /tmp is its own.
   [ ! -e "/tmp/vivary-jail-$AGENT" ]
-  [ ! -e /usr/vivary-x ] && [ ! -e /etc/vivary-x ] && [ ! -e /vivary-x ]
+  [ ! -e /usr/vivary-x ]
+  [ ! -e /etc/vivary-x ]
+  [ ! -e /vivary-x ]
   [ "$(ls -A "$STATE/agents/$AGENT/run/bin")" = "$(printf 'fs-file-write\nviv-mcp')" ]
 }
 
@@ -458,7 +460,8 @@ KDL
   local caller jailed
   caller=$(ps -o sid= -p "$VIV_PID" | tr -d ' ')
   jailed=$(ps -o sid= -p "$SLEEP_PID" | tr -d ' ')
-  [ -n "$caller" ] && [ -n "$jailed" ]
+  [ -n "$caller" ]
+  [ -n "$jailed" ]
   [ "$caller" != "$jailed" ]
   [ "$(ps -o tty= -p "$SLEEP_PID" | tr -d ' ')" = "?" ]
   kill -TERM "$VIV_PID"

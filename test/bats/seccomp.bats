@@ -66,7 +66,8 @@ probes() {
     if [ "${want[$i]}" = ok ] || [ "${want[$i]}" = EBADF ]; then
       [ "$ctl" = "$got" ]
     elif [[ "$ALIKE" != *" ${names[$i]} "* ]]; then
-      [ -n "$ctl" ] && [ "$ctl" != "$got" ]
+      [ -n "$ctl" ]
+      [ "$ctl" != "$got" ]
     fi
   done
 }
