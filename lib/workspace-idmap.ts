@@ -37,9 +37,9 @@ const LENT = /^ws-([0-9]+)-([0-9]+)-([0-9]+)$/;
 /** The mount point inside each ws-… directory. */
 const MOUNT_POINT = "workspace";
 
-/** The helper; VIVARY_IDMAP_HELPER names another (tests use it to run a deliberately wrong one). */
+/** The helper of this build: root runs it, so nothing from the environment may name another. */
 export function idmapHelper(): string {
-  const p = process.env.VIVARY_IDMAP_HELPER ?? join(distDir(), "libexec", "viv-idmap-mount");
+  const p = join(distDir(), "libexec", "viv-idmap-mount");
   if (!existsSync(p)) throw new VivError(Exit.unavailable, `viv-idmap-mount is missing at '${p}'; run 'bun run build.ts'`);
   return p;
 }

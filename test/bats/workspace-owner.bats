@@ -243,10 +243,16 @@ has_lent_mount() {
   sed -e 's/"%lu %lu 1\\n", from, to)/"%lu %lu 1\\n", to, from)/' -e 's/"%lu %lu 1\\n", gfrom, gto)/"%lu %lu 1\\n", gto, gfrom)/' \
     "$VIV_ROOT/images/idmap-mount.c" >"$BATS_TEST_TMPDIR/reversed.c"
   run ! cmp -s "$VIV_ROOT/images/idmap-mount.c" "$BATS_TEST_TMPDIR/reversed.c"
-  cc -O2 -o "$BATS_TEST_TMPDIR/reversed" "$BATS_TEST_TMPDIR/reversed.c"
+  # A copy of the build with that helper in place of its own (viv run takes the helper of its build).
+  local d="$BATS_TEST_TMPDIR/dist"
+  mkdir -p "$d/bin"
+  cp "$VIV_ROOT/dist/bin/vivary" "$d/bin/vivary"
+  ln -s vivary "$d/bin/viv"
+  cp -a "$VIV_ROOT/dist/libexec" "$VIV_ROOT/dist/nspawn-root" "$d/"
+  cc -O2 -o "$d/libexec/viv-idmap-mount" "$BATS_TEST_TMPDIR/reversed.c"
   # Open to others, or the jail could not even enter /workspace.
   chmod 0755 "$WS"
-  run -0 --separate-stderr env VIVARY_IDMAP_HELPER="$BATS_TEST_TMPDIR/reversed" viv run --agent "$AGENT" -- sh -c 'stat -c "%u:%g" /workspace/mine; cat /workspace/mine || echo unreadable; echo x >/workspace/new || echo uncreatable'
+  run -0 --separate-stderr "$d/bin/viv" run --backend "$VIV_BACKEND" --agent "$AGENT" -- sh -c 'stat -c "%u:%g" /workspace/mine; cat /workspace/mine || echo unreadable; echo x >/workspace/new || echo uncreatable'
   [ "${lines[0]}" = "65534:65534" ]
   [ "${lines[1]}" = unreadable ]
   [ "${lines[2]}" = uncreatable ]
