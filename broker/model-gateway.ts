@@ -259,7 +259,11 @@ export class ModelGateway {
     }
     const conn = this.deps.nextConn();
     const cut = (text: string) => scrub([text], secret.reveal());
-    const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, model, stream, max_tokens: bound.tokens, reserved, prompt: cut(promptOf(json)).texts[0]! };
+    // Only the query parameters the API's path names go on (beta=true from Anthropic's SDKs).
+    const query = new URLSearchParams();
+    for (const k of path.query ?? []) for (const v of url.searchParams.getAll(k)) query.append(k, v);
+    const search = query.size ? `?${query}` : "";
+    const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, ...(search ? { query: search.slice(1) } : {}), model, stream, max_tokens: bound.tokens, reserved, prompt: cut(promptOf(json)).texts[0]! };
     await this.deps.audit.append({ agent: agentName, kind: "call", cap: MODEL_CAP, fields: fieldsBase, raw: enc.encode(cut(forwardText).texts[0]!) });
 
     // A reply cut short (the client left, the stream broke) may have been billed for more than it
@@ -283,7 +287,7 @@ export class ModelGateway {
     let upstream: Response;
     const signal = AbortSignal.timeout(MODEL_LIMITS.timeoutMs);
     try {
-      upstream = await fetch(`${provider.url}${api}`, { method: "POST", headers: wire.headers(secret, req.headers), body: forwardText, redirect: "manual", signal });
+      upstream = await fetch(`${provider.url}${api}${search}`, { method: "POST", headers: wire.headers(secret, req.headers), body: forwardText, redirect: "manual", signal });
     } catch (e) {
       const why = signal.aborted ? `no reply within ${MODEL_LIMITS.timeoutMs} ms` : `cannot reach ${new URL(provider.url).origin}: ${(e as Error).message}`;
       await finish(502, "", null, { reason: why });

@@ -26,7 +26,7 @@ const ERROR_TYPES: Record<number, string> = { 400: "invalid_request_error", 401:
 
 export const anthropicWire: ModelWire = {
   family: "anthropic",
-  paths: [{ path: "/v1/messages", maxFields: ["max_tokens"] }],
+  paths: [{ path: "/v1/messages", maxFields: ["max_tokens"], query: ["beta"] }],
   headers(secret, client) {
     const h: Record<string, string> = { "content-type": "application/json", "x-api-key": secret.reveal(), "anthropic-version": client.get("anthropic-version") ?? ANTHROPIC_VERSION };
     const beta = client.get("anthropic-beta");

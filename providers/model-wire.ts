@@ -17,6 +17,8 @@ export interface ModelPath {
   defaultField?: string;
   /** For a streamed request: members to add so that the stream reports usage. */
   streamUsage?: Record<string, unknown>;
+  /** Query parameters passed on to the API (Anthropic's SDKs add beta=true); any other is dropped. */
+  query?: readonly string[];
 }
 
 export interface ModelWire {

@@ -32,7 +32,7 @@ export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: 
       const key = req.headers.get("x-api-key") ?? "";
       const headers: Record<string, string> = {};
       for (const h of ["anthropic-version", "anthropic-beta", "authorization"]) if (req.headers.get(h)) headers[h] = h === "authorization" ? "(present)" : req.headers.get(h)!;
-      const r: Received = { api: "anthropic", path: url.pathname, key_ok: key === opts.key, placeholder_seen: key.startsWith("vivary-") || (req.headers.get("authorization") ?? "").includes("vivary-"), headers, model: body?.model ?? null, stream: body?.stream === true, body };
+      const r: Received = { api: "anthropic", path: url.pathname, query: url.search, key_ok: key === opts.key, placeholder_seen: key.startsWith("vivary-") || (req.headers.get("authorization") ?? "").includes("vivary-"), headers, model: body?.model ?? null, stream: body?.stream === true, body };
       record(received, opts.log, r);
       if (url.pathname !== "/v1/messages" || req.method !== "POST") return error(404, "not_found_error", "Not found");
       if (!r.key_ok) return error(401, "authentication_error", "invalid x-api-key");

@@ -18,6 +18,8 @@ export const FAKE_OUTPUT_TOKENS = 7;
 export interface Received {
   api: string;
   path: string;
+  /** The request's query string, with its '?', or "". */
+  query: string;
   key_ok: boolean;
   placeholder_seen: boolean;
   headers: Record<string, string>;

@@ -34,7 +34,7 @@ export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: num
         body = null;
       }
       const auth = req.headers.get("authorization") ?? "";
-      const r: Received = { api: "openai", path: url.pathname, key_ok: auth === `Bearer ${opts.key}`, placeholder_seen: auth.includes("vivary-"), headers: {}, model: body?.model ?? null, stream: body?.stream === true, body };
+      const r: Received = { api: "openai", path: url.pathname, query: url.search, key_ok: auth === `Bearer ${opts.key}`, placeholder_seen: auth.includes("vivary-"), headers: {}, model: body?.model ?? null, stream: body?.stream === true, body };
       record(received, opts.log, r);
       if (req.method !== "POST" || (url.pathname !== "/v1/chat/completions" && url.pathname !== "/v1/responses")) return error(404, "invalid_request_error", "unknown_url", `Unknown request URL: ${req.method} ${url.pathname}.`);
       if (!r.key_ok) return error(401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.");

@@ -88,6 +88,18 @@ describe("anthropic", () => {
     expect(env.gw.tokens.used(`mdl-a\0${MODEL_CAP}`, env.policy.agents.get("mdl-a")!.grants.get(MODEL_CAP)!.tokenBudget!)).toBe(FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS);
   });
 
+  test("beta=true, which Anthropic's SDKs add, reaches the API and the record; other query parameters do not", async () => {
+    env = setup();
+    const res = await env.post("/claude/v1/messages?beta=true&key=agent-chosen", { model: "claude-sonnet-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] }, { "anthropic-version": "2023-06-01" });
+    expect(res.status).toBe(200);
+    expect(anthropic.received[0]!.query).toBe("?beta=true");
+    expect(records(env.audit)[0]!.fields).toMatchObject({ api: "/v1/messages", query: "beta=true" });
+    // Without a query, none is added.
+    await env.post("/claude/v1/messages", { model: "claude-sonnet-4-5", max_tokens: 10, messages: [{ role: "user", content: "hi" }] }, { "anthropic-version": "2023-06-01" });
+    expect(anthropic.received[1]!.query).toBe("");
+    expect(records(env.audit)[2]!.fields.query).toBeUndefined();
+  });
+
   test("a stream passes event by event and its usage settles the budget", async () => {
     env = setup();
     const res = await env.post("/claude/v1/messages", { model: "claude-x", max_tokens: 50, stream: true, messages: [{ role: "user", content: "hi" }] });
