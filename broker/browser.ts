@@ -67,6 +67,10 @@ function browserFlags(profile: string): string[] {
     "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--webrtc-ip-handling-policy=disable_non_proxied_udp",
     "--disable-dev-shm-usage",
+    // --disable-component-update leaves components fetched on demand (one asks
+    // update.googleapis.com at start, which the proxy would block on the first call's account):
+    // their updater is sent to an address where nothing answers, never through the proxy.
+    "--component-updater=url-source=http://0.0.0.0:1/",
     "about:blank",
   ];
 }

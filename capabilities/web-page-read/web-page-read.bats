@@ -108,6 +108,9 @@ assert_denied() {
   run -0 viv-log --agent "$AGENT" --cap web-page-read
   [[ "$output" == *" kind=call cap=web-page-read "*"args.url=$ORIGIN/article"* ]]
   [[ "$output" == *" kind=result cap=web-page-read "*"exit=0"* ]]
+  # The page asks for nothing outside the grant, and the browser, new for this first call, asks
+  # for nothing of its own (an update check, say) that would be blocked on the call's account.
+  [ -z "$(blocked_of_last)" ]
 }
 
 @test "--format json prints the page's url, final url, status, title, markdown and size" {
