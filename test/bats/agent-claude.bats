@@ -186,13 +186,13 @@ error: fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path
   [[ "$(received '.body.messages[-1].content[] | select(.type == "tool_result" and .is_error) | .content' | tail -n 1)" == "\"fs-file-write: cannot write '$HOST/elsewhere/x.txt': outside granted path '$HOST/out'"* ]]
   [ "$(received '[.body.messages[] | select(.role == "assistant") | .content[] | select(.type == "tool_use") | .name]' | tail -n 1)" = '["ToolSearch","mcp__vivary__fs-file-write","mcp__vivary__fs-file-write"]' ]
   # Every request went through the governed endpoint: streamed Messages, Claude Code's own
-  # version and betas forwarded, the vault's key injected, never the placeholder.
-  [ "$(received '[.path, .stream, .key_ok, .placeholder_seen, .model]' | sort -u)" = '["/v1/messages",true,true,false,"claude-sonnet-4-5"]' ]
+  # version, betas and ?beta=true forwarded, the vault's key injected, never the placeholder.
+  [ "$(received '[.path, .query, .stream, .key_ok, .placeholder_seen, .model]' | sort -u)" = '["/v1/messages","?beta=true",true,true,false,"claude-sonnet-4-5"]' ]
   [ "$(received '.headers["anthropic-version"]' | sort -u)" = '"2023-06-01"' ]
   [[ "$(received '.headers["anthropic-beta"]' | sort -u)" == '"claude-code-20250219,'* ]]
   # And each is in the log with its prompt and reply; nothing else was asked of the endpoint.
   run -0 viv-log --agent "$AGENT" --cap model-complete
-  [ "$(grep -c ' kind=call cap=model-complete .* via=endpoint provider=claude credential=anthropic-key api=/v1/messages model=claude-sonnet-4-5 stream=true ' <<<"$output")" -eq 4 ]
+  [ "$(grep -c ' kind=call cap=model-complete .* via=endpoint provider=claude credential=anthropic-key api=/v1/messages query="beta=true" model=claude-sonnet-4-5 stream=true ' <<<"$output")" -eq 4 ]
   [ "$(grep -c ' kind=result cap=model-complete .* exit=0 status=200 input_tokens=12 output_tokens=7 tokens=19 ' <<<"$output")" -eq 4 ]
   [ "$(grep -c ' kind=deny ' <<<"$output")" -eq 0 ]
   [[ "$output" == *'reply="[tool ToolSearch] {\"query\":\"select:mcp__vivary__fs-file-write\"}"'* ]]
