@@ -49,7 +49,10 @@ interface Conn {
   timerFor: "hello" | "frame" | "idle" | null;
   chain: Promise<void>;
   out: Uint8Array[];
-  /** Settles once WELCOME is written: no call of this connection takes effect before it. */
+  /**
+   * Resolves once WELCOME is written, rejects when it could not be (the connection was gone): no
+   * call of this connection takes effect before it, and none at all without it.
+   */
   welcomed: PromiseWithResolvers<void>;
   /** Set by a drain on a connection that was mid-frame: that frame is still read and served. */
   finishing: boolean;
@@ -326,7 +329,7 @@ export class Broker {
       socket: {
         open: (s) => this.onOpen(name, conns, s),
         data: (s, chunk) => this.onData(s, chunk),
-        drain: (s) => this.flushOut(s),
+        drain: (s) => void this.flushOut(s),
         close: (s) => this.onClose(conns, s),
         error: (s) => this.onClose(conns, s),
       },
@@ -479,8 +482,8 @@ export class Broker {
     const durable = this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
     durable.then(
       () => {
-        this.send(s, reply);
-        s.data.welcomed.resolve();
+        if (!s.data.closing && this.send(s, reply)) s.data.welcomed.resolve();
+        else s.data.welcomed.reject(new Error("the connection closed before its welcome"));
       },
       (e) => {
         s.data.welcomed.reject(e);
@@ -537,10 +540,12 @@ export class Broker {
         if (!deferIntent) await this.audit.append(intent);
         const context = pre.quote === undefined ? ready.context : { ...ready.context, quote: pre.quote };
         // Nothing takes effect before the connection's WELCOME is out: a client that loses the
-        // connection before WELCOME may send its call again (vivary-protocol(7)). The hello was
-        // committed no later than the intent, so this waits for nothing but a write.
-        if (!deferIntent) await c.welcomed.promise;
-        reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id, deferIntent ? intent : undefined);
+        // connection before WELCOME may send its call again (vivary-protocol(7)), so a call whose
+        // WELCOME could not be written is not run at all. The hello was committed no later than
+        // the intent, so this waits for nothing but a write.
+        const welcomed = deferIntent || (await c.welcomed.promise.then(() => true, () => false));
+        if (welcomed) reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id, deferIntent ? intent : undefined);
+        else reply = await this.notRun(c, cap, budget?.id);
       }
     }
     c.callInFlight = false;
@@ -642,6 +647,18 @@ export class Broker {
   }
 
   /**
+   * The outcome of a call whose connection was gone before its WELCOME could be written: not
+   * run (69), its reservation released; its client, if it lives, sends it again.
+   */
+  private async notRun(c: Conn, cap: string, budgetId?: string): Promise<Uint8Array> {
+    if (budgetId) this.budgets.release(budgetId);
+    const reason = "the connection closed before the broker's welcome; the call was not run";
+    const reply = result(Exit.unavailable, "", `${cap}: ${reason}\n`);
+    await this.audit.append({ agent: c.agent, kind: "result", cap, fields: { conn: c.id, exit: Exit.unavailable, reason, ...(budgetId ? { released: budgetId } : {}) }, raw: reply });
+    return reply;
+  }
+
+  /**
    * A protocol violation: recorded as a security event within the agent's violation budget
    * (beyond it only counted, and summed up in one record), then an ERROR frame and the door.
    */
@@ -694,23 +711,28 @@ export class Broker {
     s.end();
   }
 
-  private send(s: AgentSocket, bytes: Uint8Array) {
+  /** Writes `bytes`, or queues what the socket cannot take yet; false when the socket is gone. */
+  private send(s: AgentSocket, bytes: Uint8Array): boolean {
     s.data.out.push(bytes);
-    this.flushOut(s);
+    return this.flushOut(s);
   }
 
-  private flushOut(s: AgentSocket) {
+  private flushOut(s: AgentSocket): boolean {
     const q = s.data.out;
     while (q.length) {
       const head = q[0]!;
       const n = s.write(head);
-      if (n < 0) return void (q.length = 0);
+      if (n < 0) {
+        q.length = 0;
+        return false;
+      }
       if (n < head.length) {
         q[0] = head.subarray(n);
-        return;
+        return true;
       }
       q.shift();
     }
+    return true;
   }
 }
 
