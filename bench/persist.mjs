@@ -1,9 +1,9 @@
 // The persistent-connection loop, run with the host's node inside an agent's jail (copied into
-// its workspace, like loop.sh): opens CONNS connections to the agent's own socket, sends HELLO
-// once on each, then issues the same CALL back to back on every connection (one in flight per
-// connection, as the protocol allows), as an MCP bridge or an SDK does. Each call is timed from
-// its CALL frame written to its RESULT frame read; durations (µs, one a line) go to OUT and the
-// window and error count to OUT.meta, in loop.sh's format, for bench/stats.ts.
+// its workspace with test/wire.mjs, like loop.sh): opens CONNS connections to the agent's own
+// socket, sends HELLO once on each, then issues the same CALL back to back on every connection
+// (one in flight per connection, as the protocol allows), as an MCP bridge or an SDK does. Each
+// call is timed from its CALL frame written to its RESULT frame read; durations (µs, one a line)
+// go to OUT and the window and error count to OUT.meta, in loop.sh's format, for bench/stats.ts.
 //
 // usage: node persist.mjs OUT WARMUP N CONNS WANT_EXIT SYNC_DIR|- -- CAP [ARG...]
 // WARMUP and N are calls per connection. With SYNC_DIR, it meets the host at the FIFOs there as
@@ -11,6 +11,7 @@
 // 'done' after the last timed call.
 import { closeSync, openSync, readSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import { callFrame, decodeFrames, helloFrame } from "./wire.mjs";
 
 const [out, warmS, nS, connsS, wantS, sync, sep, cap, ...args] = process.argv.slice(2);
 if (sep !== "--" || !cap) {
@@ -20,24 +21,8 @@ if (sep !== "--" || !cap) {
 const [warm, n, conns, want] = [warmS, nS, connsS, wantS].map(Number);
 const socketPath = process.env.VIVARY_SOCKET || "/run/vivary/broker.sock";
 
-// The frames (lib/frame.ts is the spec): length:u32be, type:u8, payload.
-function frame(type, payload) {
-  const b = Buffer.alloc(5 + payload.length);
-  b.writeUInt32BE(1 + payload.length, 0);
-  b[4] = type;
-  payload.copy(b, 5);
-  return b;
-}
-const str = (s) => {
-  const d = Buffer.from(s, "utf8");
-  const l = Buffer.alloc(4);
-  l.writeUInt32BE(d.length);
-  return Buffer.concat([l, d]);
-};
-const HELLO = frame(0x01, Buffer.from([0x56, 0x49, 0x56, 0x52, 0, 1]));
-const argc = Buffer.alloc(2);
-argc.writeUInt16BE(args.length);
-const CALL = frame(0x10, Buffer.concat([str(cap), argc, ...args.map(str)]));
+const HELLO = helloFrame();
+const CALL = callFrame(cap, args);
 
 let bad = 0;
 let firstError = "";
@@ -50,18 +35,14 @@ function connect() {
     let buf = Buffer.alloc(0);
     let waiting = null;
     s.on("data", (d) => {
-      buf = buf.length ? Buffer.concat([buf, d]) : d;
-      while (buf.length >= 4 && buf.length >= 4 + buf.readUInt32BE(0)) {
-        const len = buf.readUInt32BE(0);
-        const body = buf.subarray(4, 4 + len);
-        buf = buf.subarray(4 + len);
-        if (body[0] === 0x02) continue; // WELCOME
+      const r = decodeFrames(buf.length ? Buffer.concat([buf, d]) : d);
+      buf = r.rest;
+      for (const f of r.frames) {
+        if (f.type === "welcome") continue;
         const w = waiting;
         waiting = null;
-        if (body[0] === 0x11) {
-          const ol = body.readUInt32BE(2);
-          w?.({ exit: body[1], stderr: body.subarray(10 + ol).toString() });
-        } else if (body[0] === 0x7f) w?.({ exit: -1, stderr: `broker error: ${body.subarray(6).toString()}` });
+        if (f.type === "result") w?.(f);
+        else w?.({ exit: -1, stderr: f.type === "error" ? `broker error: ${f.message}` : `unexpected frame ${f.hex}` });
       }
     });
     const lost = () => waiting?.({ exit: -1, stderr: "connection closed" });

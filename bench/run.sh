@@ -133,7 +133,7 @@ for ((d = 1; d <= AGENTS; d++)); do
   ws=$TMP/ws/bench$d
   mkdir -m 700 "$ws"
   install -m 644 "$BENCH/loop.sh" "$ws/loop.sh"
-  install -m 644 "$BENCH/persist.mjs" "$ws/persist.mjs"
+  install -m 644 "$BENCH/persist.mjs" "$ROOT/test/wire.mjs" "$ws/"
   printf '%s\n' "$CONTENT" >"$TMP/host/bench$d/small.txt"
   mkfifo -m 600 "$ws/ready" "$ws/go" "$ws/done"
   chown -R "$uid:$uid" "$ws"

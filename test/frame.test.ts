@@ -4,6 +4,7 @@
 import { describe, expect, test } from "bun:test";
 import { FrameReader } from "../broker/frame-reader.ts";
 import { decodeBody, decodeFrames, encodeFrame, FrameError, MAX_FRAME, type Frame } from "../lib/frame.ts";
+import * as wire from "./wire.mjs";
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s+/g, ""), "hex"));
 const body = (f: Frame) => encodeFrame(f).subarray(4);
@@ -109,4 +110,32 @@ test("fuzz: random bodies decode to a canonical frame or throw FrameError", () =
     }
     expect(Buffer.from(body(f))).toEqual(Buffer.from(b));
   }
+});
+
+// test/wire.mjs is the codec of the clients run under the host's Node (test/raw-client.mjs,
+// bench/persist.mjs); it must write and read exactly what lib/frame.ts specifies.
+describe("test/wire.mjs agrees with lib/frame.ts", () => {
+  test("HELLO and CALL are the same bytes", () => {
+    expect(wire.helloFrame().equals(encodeFrame({ type: "hello", version: 1 }))).toBe(true);
+    for (const args of [[], ["--path", "/srv/r/a", "--content", "héllo\n"], ["", "x".repeat(70000)]]) {
+      expect(wire.callFrame("fs-file-write", args).equals(encodeFrame({ type: "call", cap: "fs-file-write", args }))).toBe(true);
+    }
+  });
+
+  test("WELCOME, RESULT and ERROR decode to lib/frame.ts's meaning, and a cut frame waits", () => {
+    const enc = new TextEncoder();
+    const sent = Buffer.concat([
+      encodeFrame({ type: "welcome", version: 1 }),
+      encodeFrame({ type: "result", exit: 77, stdout: enc.encode("out ü\n"), stderr: enc.encode("no\n") }),
+      encodeFrame({ type: "error", exit: 76, message: "frame too large" }),
+    ]);
+    const cut = encodeFrame({ type: "result", exit: 0, stdout: enc.encode("later"), stderr: new Uint8Array() });
+    const { frames, rest } = wire.decodeFrames(Buffer.concat([sent, cut.subarray(0, 9)]));
+    expect(frames).toEqual([
+      { type: "welcome", version: 1 },
+      { type: "result", exit: 77, stdout: "out ü\n", stderr: "no\n" },
+      { type: "error", exit: 76, message: "frame too large" },
+    ]);
+    expect(rest.equals(cut.subarray(0, 9))).toBe(true);
+  });
 });

@@ -3,55 +3,16 @@
 // inside a jail with the host's /usr/bin/node.
 //
 //   node raw-client.mjs SOCKET STEP...
-//   STEP: hello | call:JSON-ARRAY (cap then args) | hex:BYTES | slowhex:BYTES:MS | len:N (a length
-//         prefix alone) | wait:MS | read (print frames until the broker closes, or until a
-//         result: the broker keeps a connection open for the next call)
+//   STEP: hello | call:JSON-ARRAY (cap then args) | hellocall:JSON-ARRAY (both frames in one
+//         write, so the broker reads them together, as from the stub) | hex:BYTES |
+//         slowhex:BYTES:MS | len:N (a length prefix alone) | wait:MS | read (print frames until
+//         the broker closes, or until a result: the broker keeps a connection open for the next
+//         call)
 // Prints one JSON line per frame received, then "closed".
 import net from "node:net";
+import { callFrame, decodeFrames, helloFrame } from "./wire.mjs";
 
 const [sock, ...steps] = process.argv.slice(2);
-
-function frame(type, payload) {
-  const b = Buffer.alloc(5 + payload.length);
-  b.writeUInt32BE(1 + payload.length, 0);
-  b[4] = type;
-  payload.copy(b, 5);
-  return b;
-}
-const str = (s) => {
-  const d = Buffer.from(s, "utf8");
-  const l = Buffer.alloc(4);
-  l.writeUInt32BE(d.length);
-  return Buffer.concat([l, d]);
-};
-const hello = () => frame(0x01, Buffer.concat([Buffer.from("VIVR"), Buffer.from([0, 1])]));
-function call(list) {
-  const [cap, ...args] = list;
-  const n = Buffer.alloc(2);
-  n.writeUInt16BE(args.length);
-  return frame(0x10, Buffer.concat([str(cap), n, ...args.map(str)]));
-}
-
-function decode(buf) {
-  const out = [];
-  let at = 0;
-  while (buf.length - at >= 4) {
-    const len = buf.readUInt32BE(at);
-    if (buf.length - at - 4 < len) break;
-    const b = buf.subarray(at + 4, at + 4 + len);
-    at += 4 + len;
-    const t = b[0];
-    if (t === 0x02) out.push({ type: "welcome", version: b.readUInt16BE(1) });
-    else if (t === 0x11) {
-      const ol = b.readUInt32BE(2);
-      const stdout = b.subarray(6, 6 + ol).toString();
-      const stderr = b.subarray(10 + ol).toString();
-      out.push({ type: "result", exit: b[1], stdout, stderr });
-    } else if (t === 0x7f) out.push({ type: "error", exit: b[1], message: b.subarray(6).toString() });
-    else out.push({ type: "unknown", hex: b.toString("hex") });
-  }
-  return { frames: out, rest: buf.subarray(at) };
-}
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const s = net.createConnection(sock);
@@ -63,7 +24,7 @@ s.on("error", (e) => {
   if (!closed) console.log(JSON.stringify({ type: "socket-error", code: e.code }));
 });
 s.on("data", (d) => {
-  const r = decode(Buffer.concat([pending, d]));
+  const r = decodeFrames(Buffer.concat([pending, d]));
   pending = r.rest;
   for (const f of r.frames) {
     console.log(JSON.stringify(f));
@@ -79,8 +40,10 @@ const write = (b) => new Promise((r) => (closed ? r() : s.write(b, () => r())));
 for (const step of steps) {
   const [kind, ...rest] = step.split(":");
   const arg = rest.join(":");
-  if (kind === "hello") await write(hello());
-  else if (kind === "call") await write(call(JSON.parse(arg)));
+  const [cap, ...args] = kind.endsWith("call") ? JSON.parse(arg) : [];
+  if (kind === "hello") await write(helloFrame());
+  else if (kind === "call") await write(callFrame(cap, args));
+  else if (kind === "hellocall") await write(Buffer.concat([helloFrame(), callFrame(cap, args)]));
   else if (kind === "hex") await write(Buffer.from(arg, "hex"));
   else if (kind === "len") {
     const b = Buffer.alloc(4);

@@ -39,18 +39,6 @@ fsr() {
   [[ "$output" == *" kind=result cap=fs-file-read "*"exit=0"* ]]
 }
 
-# call_frames CALL_JSON: HELLO and CALL of ["cap", "arg"…] in one buffer, as hex.
-call_frames() {
-  node -e '
-    const [cap, ...args] = JSON.parse(process.argv[1]);
-    const frame = (t, p) => Buffer.concat([Buffer.from([0, 0, 0, 0, t]), p]);
-    const str = (x) => { const d = Buffer.from(x); const l = Buffer.alloc(4); l.writeUInt32BE(d.length); return Buffer.concat([l, d]); };
-    const n = Buffer.alloc(2); n.writeUInt16BE(args.length);
-    const out = [frame(1, Buffer.from("VIVR\0\x01", "latin1")), frame(0x10, Buffer.concat([str(cap), n, ...args.map(str)]))];
-    for (const f of out) f.writeUInt32BE(f.length - 4);
-    process.stdout.write(Buffer.concat(out).toString("hex"));' "$1"
-}
-
 # syncs_of CALL_JSON: runs one call on a fresh connection of the agent's socket (HELLO and CALL
 # back to back) with the broker's every thread traced, and prints its fsync and fdatasync counts,
 # then what each synced (the log's WAL as 'wal', a directory as 'dir', a file as 'file'), then
@@ -60,10 +48,7 @@ syncs_of() {
   strace -f -qq -y -e trace=fsync,fdatasync -o "$trace" -p "$BROKER_PID" 2>/dev/null &
   local tracer=$!
   wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
-  # HELLO and CALL in one write, so the broker reads them together, as from the stub.
-  local frames
-  frames=$(call_frames "$1")
-  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hex:$frames" read >"$trace.out"
+  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hellocall:$1" read >"$trace.out"
   kill -TERM "$tracer"
   wait "$tracer" || true
   grep -q '"type":"result","exit":0' "$trace.out"
@@ -108,7 +93,7 @@ syncs_of() {
   strace -f -qq -ttt -y -e trace=fsync,fdatasync,renameat,sendto -e inject=fsync,fdatasync:delay_exit=100000 -o "$trace" -p "$BROKER_PID" 2>/dev/null &
   local tracer=$!
   wait_for grep -q "^TracerPid:[[:space:]]*$tracer\$" "/proc/$BROKER_PID/status"
-  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hex:$(call_frames "[\"fs-file-write\",\"--path\",\"$SCOPE/held.md\",\"--content\",\"x\"]")" read >"$trace.out"
+  node "$VIV_ROOT/test/raw-client.mjs" "$STATE/agents/$AGENT/run/broker.sock" "hellocall:[\"fs-file-write\",\"--path\",\"$SCOPE/held.md\",\"--content\",\"x\"]" read >"$trace.out"
   kill -TERM "$tracer"
   wait "$tracer" || true
   grep -q '"type":"result","exit":0' "$trace.out"

@@ -39,7 +39,8 @@ KDL
   start_broker
   HOG_UID=$(agent_uid "$A_HOG")
   FREE_UID=$(agent_uid "$A_FREE")
-  [ -n "$HOG_UID" ] && [ -n "$FREE_UID" ]
+  [ -n "$HOG_UID" ]
+  [ -n "$FREE_UID" ]
 }
 
 teardown() {

@@ -145,7 +145,9 @@ KDL
   stop_broker
   rm -rf "$BATS_TEST_TMPDIR/ws"
   start_broker
-  run -0 viv run --agent alpha -- node --input-type=module - /run/vivary/broker.sock hello \
-    'call:["fs-file-write","--path","/etc/passwd","--content","x"]' read <"$VIV_ROOT/test/raw-client.mjs"
+  # The client and its frames module go in through stdin, as an agent could write them.
+  run -0 viv run --agent alpha -- sh -c 'tar -x -C /workspace && exec node /workspace/raw-client.mjs "$@"' - \
+    /run/vivary/broker.sock hello 'call:["fs-file-write","--path","/etc/passwd","--content","x"]' read \
+    < <(tar -c -C "$VIV_ROOT/test" raw-client.mjs wire.mjs)
   [[ "$output" == *'"exit":77'*"outside granted path"* ]]
 }

@@ -76,7 +76,7 @@ lent_mounts() {
 }
 
 no_lent_mounts() {
-  [ -z "$(lent_mounts)" ] && [ -z "$(ls -A "$STATE/agents/$AGENT/mnt" 2>/dev/null)" ]
+  [ -z "$(lent_mounts)$(ls -A "$STATE/agents/$AGENT/mnt" 2>/dev/null)" ]
 }
 
 no_agent_processes() {
