@@ -5,7 +5,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
 import { lineOf, parseKdl, type Node } from "./kdl.ts";
-import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type Catalog, type ExternalCapability, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
+import { CPU_RANGE, RISKS, SECRET_ID, type AgentPolicy, type Backend, type CapabilityFacts, type Catalog, type ExternalCapability, type Grant, type Limits, type Policy, type Provider, type ProviderKindFacts, type Rate, type Risk } from "./model.ts";
 import { refuseAttendeeBound, refuseAttendeeDomain, refuseBroadDirectory, refuseBroadUrl, refuseCalendarName, refuseContact, refuseModelPattern, refuseProviderUrl, refuseQuantityBound, refuseScopeId, refuseSkuPattern } from "./scope.ts";
 import { deviceScope } from "./scope.ts";
 import { loadCeiling, settleCurrency } from "./budgets.ts";
@@ -36,26 +36,6 @@ const SCOPE_KINDS: Record<string, (v: string) => string | null> = {
   sku: refuseSkuPattern,
   "max-quantity": refuseQuantityBound,
   "shipping-address": refuseScopeId,
-};
-
-/** Scope kinds written as one property instead of a value (`attendees max=5`), kept as its value's text. */
-const SCOPE_BOUNDS: Record<string, { prop: string; check: (v: unknown) => string | null }> = {
-  attendees: { prop: "max", check: refuseAttendeeBound },
-};
-
-function loadBoundScope(p: Problems, c: Node, g: Grant, bound: { prop: string; check: (v: unknown) => string | null }) {
-  if (!noChildren(p, c) || !onlyProps(p, c, [bound.prop])) return;
-  const v = c.properties[bound.prop];
-  if (c.values.length || v === undefined) return void p.at(c, `'${c.name}' takes ${bound.prop}= only`);
-  if (g.scopes[c.name]) return void p.at(c, `'${c.name}' is given twice`);
-  const why = bound.check(v);
-  if (why) p.at(c, `${c.name} ${bound.prop}=${String(v)} refused: ${why}`);
-  else g.scopes[c.name] = [String(v)];
-}
-
-/** Scope kinds whose node takes properties: each makes the one scope value of a node, or says why not. */
-const SCOPE_NODES: Record<string, (values: readonly unknown[], props: Readonly<Record<string, unknown>>) => { value: string } | { reason: string }> = {
-  device: deviceScope,
 };
 
 /** A critical capability's approval when its grant names none. */
@@ -167,17 +147,94 @@ function loadTokenBudget(p: Problems, c: Node, g: Grant) {
  * value is its id; its properties, checked against the capability's list, are kept as one JSON
  * object under the scope key `KIND/ID`, where the capability finds them.
  */
-function loadScopeProperties(p: Problems, c: Node, props: Readonly<Record<string, boolean>>, g: Grant): boolean {
-  if (c.values.length !== 1 || typeof c.values[0] !== "string") return void p.at(c, `'${c.name}' takes one id and properties`), false;
-  const given: Record<string, string> = {};
-  for (const [k, v] of Object.entries(c.properties)) {
-    if (!(k in props)) return void p.at(c, `unknown property '${k}' on '${c.name}' (expected ${quoted(Object.keys(props))})`), false;
-    if (typeof v !== "string" || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) return void p.at(c, `property '${k}' of '${c.name}' must be a string of 1 to 200 printable characters`), false;
-    given[k] = v;
-  }
-  for (const [k, required] of Object.entries(props)) if (required && !(k in given)) return void p.at(c, `'${c.name}' needs ${k}=`), false;
-  g.scopes[`${c.name}/${c.values[0]}`] = [JSON.stringify(given)];
-  return true;
+/**
+ * How a scope node of a grant is read: the value it adds to the grant's scope of its kind (null
+ * once its problem is reported), with any detail kept under KIND/VALUE. `once`: the grant may give
+ * the node only once. `key`: what two values of the kind may not share (default: all of it).
+ */
+interface ScopeReader {
+  once?: boolean;
+  key?: (value: string) => string;
+  read(p: Problems, c: Node): { value: string; detail?: string } | null;
+}
+
+/** A value checked by its kind's validator in SCOPE_KINDS, if the kind has one. */
+function checkedScope(p: Problems, c: Node, v: string): { value: string } | null {
+  const why = SCOPE_KINDS[c.name]?.(v);
+  return why ? (p.at(c, `${c.name} '${v}' refused: ${why}`), null) : { value: v };
+}
+
+/** Most kinds: one string (`path "/srv/notes"`). */
+const STRING_SCOPE: ScopeReader = {
+  read: (p, c) => (onlyArgs(p, c, 1, "one string") ? checkedScope(p, c, c.values[0] as string) : null),
+};
+
+/** One property and no value (`attendees max=5`), kept as the property's text. */
+function boundScope(prop: string, check: (v: unknown) => string | null): ScopeReader {
+  return {
+    once: true,
+    read(p, c) {
+      if (!onlyProps(p, c, [prop])) return null;
+      const v = c.properties[prop];
+      if (c.values.length || v === undefined) return p.at(c, `'${c.name}' takes ${prop}= only`), null;
+      const why = check(v);
+      return why ? (p.at(c, `${c.name} ${prop}=${String(v)} refused: ${why}`), null) : { value: String(v) };
+    },
+  };
+}
+
+/**
+ * One id and the properties its capability's schema declares (x-vivary-scope-properties, name →
+ * required): `shipping-address "home" first-name="Ada" …`. The properties are its detail, as JSON.
+ */
+function propertiesScope(props: Readonly<Record<string, boolean>>): ScopeReader {
+  return {
+    read(p, c) {
+      if (c.values.length !== 1 || typeof c.values[0] !== "string") return p.at(c, `'${c.name}' takes one id and properties`), null;
+      const given: Record<string, string> = {};
+      for (const [k, v] of Object.entries(c.properties)) {
+        if (!(k in props)) return p.at(c, `unknown property '${k}' on '${c.name}' (expected ${quoted(Object.keys(props))})`), null;
+        if (typeof v !== "string" || v.length === 0 || v.length > 200 || /[\u0000-\u001f\u007f]/.test(v)) return p.at(c, `property '${k}' of '${c.name}' must be a string of 1 to 200 printable characters`), null;
+        given[k] = v;
+      }
+      for (const [k, required] of Object.entries(props)) if (required && !(k in given)) return p.at(c, `'${c.name}' needs ${k}=`), null;
+      const id = checkedScope(p, c, c.values[0]);
+      return id && { value: id.value, detail: JSON.stringify(given) };
+    },
+  };
+}
+
+/** A home device and the actions granted on it (`device "light.hall" actions="on off"`), one node per device. */
+const DEVICE_SCOPE: ScopeReader = {
+  key: (value) => value.split(" ")[0]!,
+  read(p, c) {
+    const r = deviceScope(c.values, c.properties);
+    return "reason" in r ? (p.at(c, `${c.name} ${c.values.map((v) => `'${v}'`).join(" ")} refused: ${r.reason}`), null) : r;
+  },
+};
+
+/** The kinds not read as one string, beside those whose properties a schema declares. */
+const SCOPE_READERS: Record<string, ScopeReader> = {
+  attendees: boundScope("max", refuseAttendeeBound),
+  device: DEVICE_SCOPE,
+};
+
+function scopeReader(kind: string, facts: CapabilityFacts): ScopeReader {
+  const props = facts.scopeProperties?.get(kind);
+  return SCOPE_READERS[kind] ?? (props ? propertiesScope(props) : STRING_SCOPE);
+}
+
+/** Reads one scope node of grant `g` into its scopes, or reports why it cannot. */
+function loadScope(p: Problems, c: Node, g: Grant, reader: ScopeReader) {
+  if (!noChildren(p, c)) return;
+  const r = reader.read(p, c);
+  if (!r) return;
+  const key = reader.key ?? ((v: string) => v);
+  const given = g.scopes[c.name] ?? [];
+  if (reader.once && given.length) return void p.at(c, `'${c.name}' is given twice`);
+  if (given.some((v) => key(v) === key(r.value))) return void p.at(c, `${c.name} '${key(r.value)}' is given twice`);
+  g.scopes[c.name] = [...given, r.value];
+  if (r.detail !== undefined) g.scopes[`${c.name}/${r.value}`] = [r.detail];
 }
 
 function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
@@ -222,27 +279,9 @@ function loadGrant(p: Problems, n: Node, catalog: Catalog): Grant | null {
       if (typeof ceiling === "string") p.at(c, ceiling);
       else if (g.budgets?.[c.name]) p.at(c, `'${c.name}' is given twice`);
       else (g.budgets ??= {})[c.name] = ceiling;
-    } else if (facts.scopes.includes(c.name) && SCOPE_NODES[c.name]) {
-      named.add(c.name);
-      if (!noChildren(p, c)) continue;
-      const r = SCOPE_NODES[c.name]!(c.values, c.properties);
-      if ("reason" in r) p.at(c, `${c.name} ${c.values.map((v) => `'${v}'`).join(" ")} refused: ${r.reason}`);
-      else (g.scopes[c.name] ??= []).push(r.value);
     } else if (facts.scopes.includes(c.name)) {
       named.add(c.name);
-      if (SCOPE_BOUNDS[c.name]) {
-        loadBoundScope(p, c, g, SCOPE_BOUNDS[c.name]!);
-        continue;
-      }
-      const props = facts.scopeProperties?.get(c.name);
-      if (props) {
-        if (!noChildren(p, c) || !loadScopeProperties(p, c, props, g)) continue;
-      } else if (!noChildren(p, c) || !onlyArgs(p, c, 1, "one string")) continue;
-      const v = c.values[0] as string;
-      const why = SCOPE_KINDS[c.name]?.(v);
-      if (why) p.at(c, `${c.name} '${v}' refused: ${why}`);
-      else if (g.scopes[c.name]?.includes(v)) p.at(c, `${c.name} '${v}' is given twice`);
-      else (g.scopes[c.name] ??= []).push(v);
+      loadScope(p, c, g, scopeReader(c.name, facts));
     } else {
       const kinds = quoted([...facts.scopes, ...(facts.credential ? ["credential"] : []), ...(facts.budgets?.keys() ?? []), ...(facts.tokenBudget ? ["tokens"] : []), "rate", "approval"]);
       p.at(c, `unknown node '${c.name}' in grant '${cap}' (expected ${kinds})`);

@@ -52,6 +52,8 @@ describe("the device scope in a policy", () => {
     ["upper case", `device "light.Kitchen" actions="on"`, "p.kdl:9: device 'light.Kitchen' refused: not an entity id (domain.object_id: lower-case letters, digits and single underscores)"],
     ["an unknown property", `device "light.kitchen" actions="on" brightness=5`, "p.kdl:9: device 'light.kitchen' refused: unknown property 'brightness' (expected actions=)"],
     ["two ids", `device "light.kitchen" "light.hall" actions="on"`, `p.kdl:9: device 'light.kitchen' 'light.hall' refused: takes one entity id and actions="…"`],
+    // Only the first node of a device would count when calls are matched, so a second is refused.
+    ["a device given twice", `device "light.kitchen" actions="on"\n device "light.kitchen" actions="off"`, "p.kdl:10: device 'light.kitchen' is given twice"],
   ];
   for (const [name, node, why] of cases) test(`refuses ${name}`, () => expect(problem(node)).toBe(why));
   test("a grant without a device is refused", () => expect(problem("")).toBe("p.kdl:7: grant 'home-device-invoke' needs at least one 'device'"));
