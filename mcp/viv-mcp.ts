@@ -23,6 +23,8 @@ const INSTRUCTIONS =
   "Each tool is a vivary capability of this agent. The operator's policy governs every call: a call outside the grant is refused with an error result that says why, so change the arguments or give up; do not retry the same call.";
 /** How often the capability list is looked at for a change (a policy reload rewrites it). */
 const WATCH_MS = 1_000;
+/** How often a call whose client gave a progress token is reported still in progress. */
+const PROGRESS_MS = 5_000;
 /** Tool names as MCP allows them; anything else is not a capability. */
 const TOOL_NAME = /^[A-Za-z0-9_.-]{1,128}$/;
 
@@ -72,11 +74,24 @@ async function main(argv: string[]) {
     }
   });
 
-  server.setRequestHandler(CallToolRequestSchema, async (req) => {
+  server.setRequestHandler(CallToolRequestSchema, async (req, extra) => {
     busy++;
+    // A client that asked for progress hears that the call is still with the broker, so that a
+    // timeout it resets on progress does not cut off a call an operator has yet to approve.
+    const token = req.params._meta?.progressToken;
+    let beats = 0;
+    const heartbeat =
+      token === undefined
+        ? null
+        : setInterval(() => {
+            beats++;
+            const message = `${req.params.name}: still with the broker after ${(beats * PROGRESS_MS) / 1000} s (an operator's approval may be pending)`;
+            void extra.sendNotification({ method: "notifications/progress", params: { progressToken: token, progress: beats, message } }).catch(() => undefined);
+          }, PROGRESS_MS);
     try {
       return await callTool(req.params.name, req.params.arguments);
     } finally {
+      if (heartbeat) clearInterval(heartbeat);
       busy--;
       stopWhenIdle();
     }

@@ -3,11 +3,13 @@
 // Plain Node JavaScript; bundled (bun build --target=node) it also runs inside a jail.
 //
 //   node mcp-client.mjs STEPS-JSON -- CMD [ARG...]
-//   STEPS-JSON: [{"op":"list"} | {"op":"call","name":N,"arguments":{...}} | {"op":"raw-call","params":{...}}
+//   STEPS-JSON: [{"op":"list"} | {"op":"raw-call","params":{...}}
+//                | {"op":"call","name":N,"arguments":{...}[,"timeout":MS][,"progress":true]}
+//                  (progress: ask for progress notifications, count them, restart the timeout on each)
 //                | {"op":"parallel","calls":[{"name":N,"arguments":{...}},...]}   (sent all at once)
 //                | {"op":"wait-tools-changed","ms":MS}]   (a notifications/tools/list_changed, within MS)
 // Prints one JSON line when connected ({"op":"connected",protocolVersion,server,capabilities,instructions}),
-// then one per step: {"op":"list","tools"} or {"op":"call","name","result"} or
+// then one per step: {"op":"list","tools"} or {"op":"call","name","result"[,"progress":N]} or
 // {"op":"parallel","results":[...]} or {"op":..,"error"}
 // (a JSON-RPC error), then {"op":"closed"}.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
@@ -37,7 +39,13 @@ print({ op: "connected", protocolVersion, server: client.getServerVersion(), cap
 for (const step of steps) {
   try {
     if (step.op === "list") print({ op: "list", tools: (await client.listTools()).tools });
-    else if (step.op === "call") print({ op: "call", name: step.name, result: await client.callTool({ name: step.name, arguments: step.arguments }, undefined, { timeout: 120_000 }) });
+    else if (step.op === "call") {
+      // With "progress", the call carries a progress token and its timeout restarts on each notification.
+      let progress = 0;
+      const opts = step.progress ? { onprogress: () => progress++, resetTimeoutOnProgress: true } : {};
+      const result = await client.callTool({ name: step.name, arguments: step.arguments }, undefined, { timeout: step.timeout ?? 120_000, ...opts });
+      print({ op: "call", name: step.name, result, ...(step.progress ? { progress } : {}) });
+    }
     else if (step.op === "parallel") print({ op: "parallel", results: await Promise.all(step.calls.map((c) => client.callTool(c, undefined, { timeout: 120_000 }))) });
     else if (step.op === "wait-tools-changed") {
       if (toolsChanged === 0) await new Promise((resolve, reject) => ((onToolsChanged = resolve), setTimeout(() => reject(new Error("no tools/list_changed")), step.ms)));

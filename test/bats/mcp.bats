@@ -4,7 +4,8 @@
 # grants with the schemas `CAP --help` prints; a call takes effect on the host; a denial, an
 # unlisted tool and malformed arguments come back as isError results with the one-line
 # diagnostic; many calls share one broker connection (the log's conn field); a broker killed
-# while a call is in flight fails that call cleanly and the session goes on with the next broker.
+# while a call is in flight fails that call cleanly and the session goes on with the next broker; a
+# call held for approval reports progress to a client that asked for it.
 # The client runs on the host (spawning `viv run … -- viv-mcp`) and, once, inside the jail.
 # shellcheck disable=SC2016,SC2154
 
@@ -233,6 +234,37 @@ step() { sed -n "$(($1 + 1))p" <<<"$output"; }
   local conns
   conns=$(viv-log --agent mcp-gated --json | jq -s '[.[] | select(.kind == "approval-request" or .kind == "deny") | .conn] | unique | length')
   [ "$conns" = 2 ]
+}
+
+@test "a call held for approval reports progress, so a timeout that restarts on progress outlasts the wait; one without a token times out" {
+  start_broker
+  local out="$BATS_TEST_TMPDIR/client.out"
+  local steps
+  steps=$(jq -cs . <<<"$(write_step "$HOST/out/patient.txt" patient | jq -c '. + {timeout: 8000, progress: true}')
+    $(write_step "$HOST/out/hasty.txt" hasty | jq -c '. + {timeout: 8000}')")
+  node "$CLIENT" "$steps" -- viv run --agent mcp-gated -- viv-mcp >"$out" 2>"$BATS_TEST_TMPDIR/client.err" &
+  CLIENT_PID=$!
+  # The first call waits 13 s for its operator, well past its client's 8 s timeout.
+  wait_for sh -c '[ "$(viv approvals | wc -l)" -ge 1 ]'
+  sleep 13
+  viv approve "$(viv approvals --json | jq -r .id)"
+  # The second, the control, asks for no progress: its client gives up at 8 s and closes.
+  wait_for grep -q '"op":"closed"' "$out"
+  wait "$CLIENT_PID"
+  CLIENT_PID=""
+  output=$(cat "$out")
+  echo "$output"
+  [ "$(jq -r .name <<<"$(step 1)")" = fs-file-write ]
+  [ "$(jq -r '.result.isError' <<<"$(step 1)")" = false ]
+  [[ "$(jq -r '.result.content[0].text' <<<"$(step 1)")" == *'"bytes_written":7'* ]]
+  [ "$(jq -r .progress <<<"$(step 1)")" -ge 2 ]
+  [ "$(cat "$HOST/out/patient.txt")" = patient ]
+  [ "$(jq -r .code <<<"$(step 2)")" = -32001 ]
+  [[ "$(jq -r .error <<<"$(step 2)")" == *"timed out"* ]]
+  [ ! -e "$HOST/out/hasty.txt" ]
+  # The call its client gave up on is withdrawn once the bridge is gone, not left to an operator.
+  wait_for sh -c 'viv-log --agent mcp-gated | grep "kind=approval " | grep -q "decision=withdrawn"'
+  [ "$(viv approvals | wc -l)" -eq 0 ]
 }
 
 @test "an MCP client inside the jail starts viv-mcp as viv-mcp(1) configures Claude Code and Codex CLI" {
