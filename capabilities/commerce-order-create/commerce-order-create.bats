@@ -273,18 +273,11 @@ refute_canary() {
 
 @test "every example in commerce-order-create(1) runs in a jail and prints what the page says" {
   local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
-  mkdir -p "$dir"
-  awk -v dir="$dir" '
-    /^\.SH / { in_ex = ($2 == "EXAMPLES") }
-    in_ex && /^\.EX$/ { n++; first = 1; next }
-    in_ex && /^\.EE$/ { first = 0; next }
-    in_ex && n && first == 1 { print > (dir "/" n ".cmd"); first = 2; next }
-    in_ex && n && first == 2 { print > (dir "/" n ".out") }
-  ' "$VIV_ROOT/man/commerce-order-create.1"
+  man_examples commerce-order-create "$dir"
   for f in "$dir"/*.cmd; do
     n=$((n + 1))
-    cmd=$(sed -e 's/^\$ //' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' "$f")
-    expected=$(sed -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' "${f%.cmd}.out")
+    cmd=$(cat "$f")
+    expected=$(cat "${f%.cmd}.out")
     rm -f "$BATS_TEST_TMPDIR/ex.rc"
     (
       rc=0

@@ -352,18 +352,11 @@ assert_denied() {
 @test "every example in web-page-read(1) runs in a jail and prints what the page says" {
   # The pages' examples use port 8080 for the granted origin and 8081 for another port.
   local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
-  mkdir -p "$dir"
-  awk -v dir="$dir" '
-    /^\.SH / { in_ex = ($2 == "EXAMPLES") }
-    in_ex && /^\.EX$/ { n++; first = 1; next }
-    in_ex && /^\.EE$/ { first = 0; next }
-    in_ex && n && first == 1 { print > (dir "/" n ".cmd"); first = 2; next }
-    in_ex && n && first == 2 { print > (dir "/" n ".out") }
-  ' "$VIV_ROOT/man/web-page-read.1"
+  man_examples web-page-read "$dir"
   for f in "$dir"/*.cmd; do
     n=$((n + 1))
-    cmd=$(sed -e 's/^\$ //' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "$f")
-    expected=$(sed -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "${f%.cmd}.out")
+    cmd=$(sed -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "$f")
+    expected=$(sed -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "${f%.cmd}.out")
     run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
     [ -n "$expected" ]
     [ "${output:0:${#expected}}" = "$expected" ]

@@ -87,20 +87,3 @@ assert_fails() {
   [ "$(snapshot "$HOST" "$OUTSIDE")" = "$before" ]
   if [ "$code" -eq 77 ]; then assert_deny_logged "$cap" "$reason"; fi
 }
-
-# man_examples CAP DIR: writes each EXAMPLES command of man/CAP.1 to DIR/N.cmd and what it prints
-# to DIR/N.out, unescaped from roff.
-man_examples() {
-  mkdir -p "$2"
-  awk -v dir="$2" '
-    /^\.SH / { in_ex = ($2 == "EXAMPLES") }
-    in_ex && /^\.EX$/ { n++; first = 1; next }
-    in_ex && /^\.EE$/ { first = 0; next }
-    in_ex && n && first == 1 { print > (dir "/" n ".cmd"); first = 2; next }
-    in_ex && n && first == 2 { print > (dir "/" n ".out") }
-  ' "$VIV_ROOT/man/$1.1"
-  local f
-  for f in "$2"/*; do
-    sed -i -e 's/^\$ //' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' "$f"
-  done
-}
