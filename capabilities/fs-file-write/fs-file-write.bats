@@ -475,3 +475,21 @@ sys.exit(r[1])
 @test "a value outside the schema's enum is a usage error" {
   assert_usage_error "option '--encoding' must be one of 'utf-8', 'base64'" --path "$SCOPE/x" --content x --encoding hex
 }
+
+@test "every example in fs-file-write(1) runs in a jail and prints what the page says" {
+  local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
+  man_examples fs-file-write "$dir"
+  for f in "$dir"/*.cmd; do
+    n=$((n + 1))
+    cmd=$(sed "s|/srv/reports|$SCOPE|g" "$f")
+    expected=$(sed "s|/srv/reports|$SCOPE|g" "${f%.cmd}.out")
+    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
+    [ -n "$expected" ]
+    [ "$output" = "$expected" ]
+  done
+  [ "$n" -eq 3 ]
+  # What the page says was written is on the host.
+  [ "$(cat "$SCOPE/2026/week-48.md")" = "# Week 48" ]
+  [ "$(base64 <"$SCOPE/logo.bin")" = "iVBORw==" ]
+  [ ! -e /etc/cron.d/job ]
+}

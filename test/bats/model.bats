@@ -250,6 +250,31 @@ received() {
   [[ "$output" == *"kind=result cap=model-complete "*"exit=0 "*"reserved=69 input_tokens=12 output_tokens=7 tokens=19"* ]]
 }
 
+@test "every example in model-complete(1) runs in a jail and prints what the page says" {
+  # The page's model answers its question; here a loopback model planned to answer it does.
+  stop_broker
+  kill "$FAKE_anthropic_PID"
+  printf '[{"text":"3"}]\n' >"$BATS_TEST_TMPDIR/plan.json"
+  rm "$BATS_TEST_TMPDIR/anthropic.url"
+  "$VIV_ROOT/node_modules/.bin/bun" "$VIV_ROOT/test/fake-anthropic.ts" --key-file "$BATS_TEST_TMPDIR/key" --log "$RECEIVED" \
+    --plan "$BATS_TEST_TMPDIR/plan.json" >"$BATS_TEST_TMPDIR/anthropic.url" 2>"$BATS_TEST_TMPDIR/anthropic.err" &
+  FAKE_anthropic_PID=$!
+  wait_for test -s "$BATS_TEST_TMPDIR/anthropic.url"
+  ANTHROPIC_URL=$(head -n 1 "$BATS_TEST_TMPDIR/anthropic.url")
+  write_policy 'tokens max=1000000 per="day"'
+  start_broker
+  local dir="$BATS_TEST_TMPDIR/examples" n=0 f
+  man_examples model-complete "$dir"
+  for f in "$dir"/*.cmd; do
+    n=$((n + 1))
+    run viv run --agent "$AGENT" -- sh -c "$(cat "$f") 2>&1"
+    [ "$output" = "$(cat "${f%.cmd}.out")" ]
+  done
+  [ "$n" -eq 2 ]
+  # The refused model was never asked.
+  [ "$(received '[.model, .body.max_tokens]')" = '["claude-sonnet-4-5",16]' ]
+}
+
 @test "behind the relay the command's exit status and signals come through; an agent without a model grant gets no endpoint" {
   run -3 viv run --agent "$AGENT" -- sh -c 'exit 3'
   run -137 viv run --agent "$AGENT" -- sh -c 'kill -9 $$'
