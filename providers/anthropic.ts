@@ -7,9 +7,9 @@ import type { ProviderConfig } from "../lib/capability.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import type { Completion, CompletionRequest } from "../lib/model.ts";
 import type { Secret } from "../lib/secret.ts";
-import { httpRequest, oneLine } from "./http.ts";
+import { httpRequest } from "./http.ts";
 import type { ProviderKind } from "./kind.ts";
-import { usageIn, type ModelWire } from "./model-wire.ts";
+import { COMPLETION_LIMITS, completionJson, usageIn, type ModelWire } from "./model-wire.ts";
 
 export const ANTHROPIC_VERSION = "2023-06-01";
 
@@ -41,17 +41,8 @@ export const anthropicWire: ModelWire = {
 /** One non-streamed message with a single user turn. */
 export async function completeAnthropic(p: ProviderConfig, secret: Secret, req: CompletionRequest): Promise<Completion> {
   const body = { model: req.model, max_tokens: req.maxTokens, messages: [{ role: "user", content: req.prompt }], ...(req.system ? { system: req.system } : {}) };
-  const reply = await httpRequest(p.name, `${p.url}/v1/messages`, { method: "POST", headers: anthropicWire.headers(secret, new Headers()), body: JSON.stringify(body) }, { timeoutMs: 600_000, maxReplyBytes: 4 << 20 });
-  let json: any;
-  try {
-    json = JSON.parse(reply.text);
-  } catch {
-    throw new VivError(Exit.data, `provider '${p.name}' sent a reply that is not JSON (HTTP ${reply.status})`);
-  }
-  if (reply.status !== 200) {
-    const m = typeof json?.error?.message === "string" ? `: ${oneLine(json.error.message)}` : "";
-    throw new VivError(Exit.unavailable, `provider '${p.name}' refused the request: HTTP ${reply.status}${m}`);
-  }
+  const reply = await httpRequest(p.name, `${p.url}/v1/messages`, { method: "POST", headers: anthropicWire.headers(secret, new Headers()), body: JSON.stringify(body) }, COMPLETION_LIMITS);
+  const json = completionJson(p.name, reply);
   const usage = usageIn(json);
   if (!usage || !Array.isArray(json.content)) throw new VivError(Exit.data, `provider '${p.name}' sent a message without content or usage`);
   const text = json.content.filter((b: any) => b?.type === "text" && typeof b.text === "string").map((b: any) => b.text).join("");

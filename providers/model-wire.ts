@@ -2,8 +2,11 @@
 // speak one (providers/anthropic.ts, providers/openai.ts): which request paths it forwards, how a
 // request names its model and bounds its output, the headers the upstream request carries (the
 // vault's key, never the client's), the API's own error shape, and the token usage a reply reports,
-// whole or as server-sent events. Pure: the broker's gateway does the I/O.
+// whole or as server-sent events; and what model-complete makes of a reply. Pure: the broker's
+// gateway and model-complete do the I/O.
+import { Exit, VivError } from "../lib/exit.ts";
 import type { Secret } from "../lib/secret.ts";
+import { oneLine, type HttpReply } from "./http.ts";
 
 export type ModelFamily = "anthropic" | "openai";
 
@@ -39,6 +42,28 @@ export interface Usage {
 }
 
 const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0);
+
+/** The bounds of one completion that model-complete asks for: it may take minutes, and its reply is JSON. */
+export const COMPLETION_LIMITS = { timeoutMs: 600_000, maxReplyBytes: 4 << 20 };
+
+/**
+ * The JSON of a model API's reply to model-complete, or the one-line error: a reply that is not
+ * JSON is bad data (65); one that is not 200 a refusal (69) with the API's own message, which
+ * both APIs put at error.message.
+ */
+export function completionJson(provider: string, reply: HttpReply): any {
+  let json: any;
+  try {
+    json = JSON.parse(reply.text);
+  } catch {
+    throw new VivError(Exit.data, `provider '${provider}' sent a reply that is not JSON (HTTP ${reply.status})`);
+  }
+  if (reply.status !== 200) {
+    const m = typeof json?.error?.message === "string" ? `: ${oneLine(json.error.message)}` : "";
+    throw new VivError(Exit.unavailable, `provider '${provider}' refused the request: HTTP ${reply.status}${m}`);
+  }
+  return json;
+}
 
 /**
  * Token usage in any of the shapes the APIs report it: Anthropic's usage (input_tokens plus the

@@ -8,9 +8,9 @@ import type { ProviderConfig } from "../lib/capability.ts";
 import { Exit, VivError } from "../lib/exit.ts";
 import type { Completion, CompletionRequest } from "../lib/model.ts";
 import type { Secret } from "../lib/secret.ts";
-import { httpRequest, oneLine } from "./http.ts";
+import { httpRequest } from "./http.ts";
 import type { ProviderKind } from "./kind.ts";
-import { usageIn, type ModelPath, type ModelWire } from "./model-wire.ts";
+import { COMPLETION_LIMITS, completionJson, usageIn, type ModelPath, type ModelWire } from "./model-wire.ts";
 
 export const openai: ProviderKind = {
   name: "openai",
@@ -66,17 +66,8 @@ export const openaiCompatibleWire: ModelWire = { family: "openai", paths: [chat(
 export async function completeChat(p: ProviderConfig, secret: Secret, req: CompletionRequest): Promise<Completion> {
   const messages = [...(req.system ? [{ role: "system", content: req.system }] : []), { role: "user", content: req.prompt }];
   const bound = p.kind === "openai" ? { max_completion_tokens: req.maxTokens } : { max_tokens: req.maxTokens };
-  const reply = await httpRequest(p.name, `${p.url}/v1/chat/completions`, { method: "POST", headers: headers(secret, new Headers()), body: JSON.stringify({ model: req.model, messages, ...bound }) }, { timeoutMs: 600_000, maxReplyBytes: 4 << 20 });
-  let json: any;
-  try {
-    json = JSON.parse(reply.text);
-  } catch {
-    throw new VivError(Exit.data, `provider '${p.name}' sent a reply that is not JSON (HTTP ${reply.status})`);
-  }
-  if (reply.status !== 200) {
-    const m = typeof json?.error?.message === "string" ? `: ${oneLine(json.error.message)}` : "";
-    throw new VivError(Exit.unavailable, `provider '${p.name}' refused the request: HTTP ${reply.status}${m}`);
-  }
+  const reply = await httpRequest(p.name, `${p.url}/v1/chat/completions`, { method: "POST", headers: headers(secret, new Headers()), body: JSON.stringify({ model: req.model, messages, ...bound }) }, COMPLETION_LIMITS);
+  const json = completionJson(p.name, reply);
   const usage = usageIn(json);
   const choice = json?.choices?.[0];
   if (!usage || !choice) throw new VivError(Exit.data, `provider '${p.name}' sent a completion without choices or usage`);

@@ -1,7 +1,7 @@
 // model-complete: the grant's checks (model patterns, providers) as a table, and run() through the
 // broker's model access (broker/model-gateway.ts) against the loopback Anthropic and
-// OpenAI-compatible servers: the completion, its usage, the budget's refusal (75), and the key
-// never in a result. The path through a real jail is in test/bats/model.bats.
+// OpenAI-compatible servers: the completion, its usage, the budget's refusal (75), a provider's
+// refusal (69) and a reply that is not JSON (65), and the key never in a result. The path through a real jail is in test/bats/model.bats.
 import { afterAll, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -42,17 +42,17 @@ test("run without the broker's model access is unavailable (69)", async () => {
   expect(modelComplete.run({ model: "claude-x", prompt: "x" }, scopes, {})).rejects.toMatchObject({ code: Exit.unavailable });
 });
 
-function access(budget: number) {
+function access(budget: number, { key = KEY, claudeUrl = anthropic.url } = {}) {
   const state = mkdtempSync(join(tmpdir(), "mdl-cap-"));
   const policy = loadPolicyText([{ file: "p.kdl", text: `
-provider "claude" { kind "anthropic"; url "${anthropic.url}"; credential "k"; }
+provider "claude" { kind "anthropic"; url "${claudeUrl}"; credential "k"; }
 provider "local" { kind "openai-compatible"; url "${openai.url}"; credential "k"; }
 agent "mdl-cap" { grant "model-complete" { provider "claude"; provider "local"; model "claude-*"; model "llama"; tokens max=${budget} per="hour"; } }` }], CATALOG);
   const gw = new ModelGateway({ state, audit: new AuditStore(stateLayout(state).audit), policy: () => policy, secrets: () => ({ get: (id) => new Secret(KEY, id), markUsed() {} }), nextConn: () => 1 });
   const grant = policy.agents.get("mdl-cap")!.grants.get("model-complete")!;
   const ctx = (name: string) => {
     const p = policy.providers.get(name)!;
-    return gw.access("mdl-cap", grant, { provider: { name: p.name, kind: p.kind, url: p.url, settings: p.settings }, secret: new Secret(KEY, "k") });
+    return gw.access("mdl-cap", grant, { provider: { name: p.name, kind: p.kind, url: p.url, settings: p.settings }, secret: new Secret(key, "k") });
   };
   return { grant, ctx };
 }
@@ -80,4 +80,22 @@ test("a prompt the budget cannot cover is refused with 75 before anything is sen
   expect(err?.code).toBe(Exit.temporary);
   expect(err?.message).toBe("token budget of 100 per hour would be exceeded: 0 used or reserved, this request needs 101");
   expect(anthropic.received.length).toBe(before);
+});
+
+test("a provider's refusal is 69 with the API's own message, in either wire format; a reply that is not JSON is 65", async () => {
+  const failure = (run: () => unknown) => Promise.resolve().then(run).then(() => null, (e: VivError) => [e.code, e.message]);
+  const { grant, ctx } = access(100_000, { key: "not-the-key" });
+  const claude = await failure(() => modelComplete.run({ model: "claude-x", prompt: "hi" }, grant.scopes, { model: ctx("claude").model }));
+  expect(claude).toEqual([Exit.unavailable, "provider 'claude' refused the request: HTTP 401: invalid x-api-key"]);
+  const local = await failure(() => modelComplete.run({ model: "llama", prompt: "hi", provider: "local" }, grant.scopes, { model: ctx("local").model }));
+  expect(local).toMatchObject([Exit.unavailable, expect.stringMatching(/^provider 'local' refused the request: HTTP 401: \S/)]);
+  // A proxy's error page in place of the API.
+  const page = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("<html>502 Bad Gateway</html>", { status: 502 }) });
+  try {
+    const proxied = access(100_000, { claudeUrl: `http://127.0.0.1:${page.port}` });
+    const r = await failure(() => modelComplete.run({ model: "claude-x", prompt: "hi" }, proxied.grant.scopes, { model: proxied.ctx("claude").model }));
+    expect(r).toEqual([Exit.data, "provider 'claude' sent a reply that is not JSON (HTTP 502)"]);
+  } finally {
+    page.stop(true);
+  }
 });
