@@ -23,12 +23,7 @@ export function startFakeAnthropic(opts: { key: string; log?: string; pauseMs?: 
     port: 0,
     async fetch(req) {
       const url = new URL(req.url);
-      let body: any = null;
-      try {
-        body = await req.json();
-      } catch {
-        body = null;
-      }
+      const body: any = await req.json().catch(() => null);
       const key = req.headers.get("x-api-key") ?? "";
       const headers: Record<string, string> = {};
       for (const h of ["anthropic-version", "anthropic-beta", "authorization"]) if (req.headers.get(h)) headers[h] = h === "authorization" ? "(present)" : req.headers.get(h)!;

@@ -27,12 +27,7 @@ export function startFakeOpenAI(opts: { key: string; log?: string; pauseMs?: num
     port: 0,
     async fetch(req) {
       const url = new URL(req.url);
-      let body: any = null;
-      try {
-        body = await req.json();
-      } catch {
-        body = null;
-      }
+      const body: any = await req.json().catch(() => null);
       const auth = req.headers.get("authorization") ?? "";
       const r: Received = { api: "openai", path: url.pathname, query: url.search, key_ok: auth === `Bearer ${opts.key}`, placeholder_seen: auth.includes("vivary-"), headers: {}, model: body?.model ?? null, stream: body?.stream === true, body };
       record(received, opts.log, r);

@@ -126,22 +126,11 @@ for i in range(10001): open(os.path.join(sys.argv[1], "f%05d" % i), "w").close()
   fs_overlap
   local n=200
   mkdir -p "$OUTSIDE/escaped-dir"
-  local swap='
-import ctypes, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-os.chdir(sys.argv[1])
-stop, deadline, n = sys.argv[2], time.monotonic() + 60, 0
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    if libc.renameat2(-100, b"d", -100, b"l", 2) != 0:
-        raise OSError(ctypes.get_errno(), "renameat2")
-    n += 1
-print(n)
-'
   run -0 viv run --agent "$AGENT" -- bash -c '
     ws=$1 n=$2 swap=$3 outside=$4
     mkdir -p /workspace/out/d/inner
     ln -s "$outside" /workspace/out/l
-    python3 -c "$swap" /workspace/out /workspace/stop >/workspace/swaps &
+    python3 -c "$swap" /workspace/out d l /workspace/stop >/workspace/swaps &
     swapper=$!
     ok=0 denied=0 other=0
     for i in $(seq 1 "$n"); do
@@ -155,7 +144,7 @@ print(n)
     touch /workspace/stop
     wait "$swapper"
     echo "ok=$ok denied=$denied other=$other"
-  ' _ "$WS" "$n" "$swap" "$OUTSIDE"
+  ' _ "$WS" "$n" "$SWAP_LOOP" "$OUTSIDE"
   [[ "$output" =~ ^ok=([0-9]+)\ denied=([0-9]+)\ other=0$ ]]
   local ok=${BASH_REMATCH[1]} denied=${BASH_REMATCH[2]}
   [ "$(cat "$WS/swaps")" -gt 0 ]

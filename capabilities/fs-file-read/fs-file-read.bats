@@ -270,24 +270,13 @@ syncs_of() {
 @test "a directory swapped with a symlink while reading never lets a read escape" {
   fs_overlap
   local n=300
-  # Exchanges out/d (a directory) and out/l (a symlink to $OUTSIDE) atomically, as fast as it can.
-  local swap='
-import ctypes, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-os.chdir(sys.argv[1])
-stop, deadline, n = sys.argv[2], time.monotonic() + 60, 0
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    if libc.renameat2(-100, b"d", -100, b"l", 2) != 0:
-        raise OSError(ctypes.get_errno(), "renameat2")
-    n += 1
-print(n)
-'
+  # In the jail, SWAP_LOOP exchanges out/d (a directory) and out/l (a symlink to $OUTSIDE) while the calls run.
   run -0 viv run --agent "$AGENT" -- bash -c '
     ws=$1 n=$2 swap=$3 outside=$4
     mkdir -p /workspace/out/d
     echo inside >/workspace/out/d/secret
     ln -s "$outside" /workspace/out/l
-    python3 -c "$swap" /workspace/out /workspace/stop >/workspace/swaps &
+    python3 -c "$swap" /workspace/out d l /workspace/stop >/workspace/swaps &
     swapper=$!
     ok=0 denied=0 other=0
     for i in $(seq 1 "$n"); do
@@ -301,7 +290,7 @@ print(n)
     touch /workspace/stop
     wait "$swapper"
     echo "ok=$ok denied=$denied other=$other"
-  ' _ "$WS" "$n" "$swap" "$OUTSIDE"
+  ' _ "$WS" "$n" "$SWAP_LOOP" "$OUTSIDE"
   [[ "$output" =~ ^ok=([0-9]+)\ denied=([0-9]+)\ other=0$ ]]
   local ok=${BASH_REMATCH[1]} denied=${BASH_REMATCH[2]}
   [ "$(cat "$WS/swaps")" -gt 0 ]
@@ -317,24 +306,13 @@ print(n)
 @test "a file swapped with a FIFO while reading never blocks and never reads the FIFO" {
   fs_overlap
   local n=200
-  # Exchanges out/f (a regular file) and out/p (a FIFO nobody writes) atomically, as fast as it can.
-  local swap='
-import ctypes, os, sys, time
-libc = ctypes.CDLL(None, use_errno=True)
-os.chdir(sys.argv[1])
-stop, deadline, n = sys.argv[2], time.monotonic() + 60, 0
-while not os.path.exists(stop) and time.monotonic() < deadline:
-    if libc.renameat2(-100, b"f", -100, b"p", 2) != 0:
-        raise OSError(ctypes.get_errno(), "renameat2")
-    n += 1
-print(n)
-'
+  # In the jail, SWAP_LOOP exchanges out/f (a regular file) and out/p (a FIFO nobody writes) while the calls run.
   run -0 viv run --agent "$AGENT" -- bash -c '
     ws=$1 n=$2 swap=$3
     mkdir -p /workspace/out
     echo content >/workspace/out/f
     mkfifo /workspace/out/p
-    python3 -c "$swap" /workspace/out /workspace/stop >/workspace/swaps &
+    python3 -c "$swap" /workspace/out f p /workspace/stop >/workspace/swaps &
     swapper=$!
     ok=0 denied=0 other=0
     for i in $(seq 1 "$n"); do
@@ -348,7 +326,7 @@ print(n)
     touch /workspace/stop
     wait "$swapper"
     echo "ok=$ok denied=$denied other=$other"
-  ' _ "$WS" "$n" "$swap"
+  ' _ "$WS" "$n" "$SWAP_LOOP"
   [[ "$output" =~ ^ok=([0-9]+)\ denied=([0-9]+)\ other=0$ ]]
   local ok=${BASH_REMATCH[1]} denied=${BASH_REMATCH[2]}
   [ "$(cat "$WS/swaps")" -gt 0 ]

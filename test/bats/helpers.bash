@@ -122,3 +122,21 @@ man_examples() {
     sed -i -e 's/^\$ //' -e 's/\\-/-/g' -e 's/\\e/\\/g' -e 's/^\\&//' "$f"
   done
 }
+
+# SWAP_LOOP: a python3 program that exchanges two names in a directory atomically
+# (renameat2 RENAME_EXCHANGE), as fast as it can, until a stop file exists (60 s at most), then
+# prints how many exchanges it made. The race tests run it in a jail, as the agent:
+#   python3 -c "$SWAP_LOOP" DIR NAME NAME STOP
+# shellcheck disable=SC2034
+SWAP_LOOP='
+import ctypes, os, sys, time
+libc = ctypes.CDLL(None, use_errno=True)
+os.chdir(sys.argv[1])
+a, b, stop = sys.argv[2].encode(), sys.argv[3].encode(), sys.argv[4]
+deadline, n = time.monotonic() + 60, 0
+while not os.path.exists(stop) and time.monotonic() < deadline:
+    if libc.renameat2(-100, a, -100, b, 2) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
+    n += 1
+print(n)
+'
