@@ -143,11 +143,6 @@ function loadTokenBudget(p: Problems, c: Node, g: Grant) {
 }
 
 /**
- * A scope node that carries properties (`shipping-address "home" name="…" city="…"`): its one
- * value is its id; its properties, checked against the capability's list, are kept as one JSON
- * object under the scope key `KIND/ID`, where the capability finds them.
- */
-/**
  * How a scope node of a grant is read: the value it adds to the grant's scope of its kind (null
  * once its problem is reported), with any detail kept under KIND/VALUE. `once`: the grant may give
  * the node only once. `key`: what two values of the kind may not share (default: all of it).
@@ -185,7 +180,8 @@ function boundScope(prop: string, check: (v: unknown) => string | null): ScopeRe
 
 /**
  * One id and the properties its capability's schema declares (x-vivary-scope-properties, name →
- * required): `shipping-address "home" first-name="Ada" …`. The properties are its detail, as JSON.
+ * required): `shipping-address "home" first-name="Ada" …`. The properties, checked against that
+ * list, are its detail: one JSON object under the scope key `KIND/ID`, where the capability finds it.
  */
 function propertiesScope(props: Readonly<Record<string, boolean>>): ScopeReader {
   return {
