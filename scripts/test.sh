@@ -41,6 +41,12 @@ cat "$out/bats-core.log" "$out/bats-caps.log" "$out/bats-nspawn.log" | tee "$out
 bats_pass=$(grep -c '^ok ' "$out/bats.log")
 bats_fail=$(grep -c '^not ok ' "$out/bats.log")
 
+# The failures again, just above the summary, so that the tail of a long run names them.
+if [ "$bats_fail" -gt 0 ] || [ "${bun_fail:-0}" -gt 0 ]; then
+  echo "failed:"
+  grep -a '^(fail)' "$out/bun.log" | sort -u
+  awk '/^not ok / { show = 1; n = 0 } /^ok / { show = 0 } show && n++ < 12' "$out/bats.log"
+fi
 passed=$(( ${bun_pass:-0} + bats_pass ))
 failed=$(( ${bun_fail:-0} + bats_fail ))
 # A runner that failed without reporting a failing test still counts as one failure.

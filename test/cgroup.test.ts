@@ -1,11 +1,22 @@
 // lib/cgroup.ts: which driver a host gets, the files each limit becomes, the counters read back,
 // the groups an operator request may name, and the step into a group run for real with sh.
-import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CGROUP_BASE, checkGroup, chooseDriver, cpuMax, createGroup, enterArgv, flatKey, groupPids, hostFacts, killGroup, parseMountinfo, prepareLimits, readEvents, removeGroup, sweepStale, type HostFacts, type JailGroup, type Mounts } from "../lib/cgroup.ts";
 import { VivError } from "../lib/exit.ts";
+
+/** Directories the tests make under the system's temporary directory, removed after them. */
+const made: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  made.push(d);
+  return d;
+};
+afterAll(() => {
+  for (const d of made) rmSync(d, { recursive: true, force: true });
+});
 
 const HYBRID = `30 22 0:27 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
 31 30 0:28 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
@@ -85,7 +96,7 @@ describe("groups an operator request may name", () => {
 });
 
 test("the step into a group writes 0 to each cgroup.procs and then execs the command", async () => {
-  const d = mkdtempSync(join(tmpdir(), "vivary-cg-"));
+  const d = tempDir("vivary-cg-");
   for (const c of ["memory", "pids"]) writeFileSync(join(d, c), "");
   const g = { driver: "cgroup1" as const, dirs: { memory: d, pids: d } };
   // Plain files stand in for cgroup.procs: the script's writes land in them.
@@ -167,7 +178,7 @@ test.skipIf(!isRoot || !host || "refused" in chooseDriver(host, "cgroup1"))("a s
 });
 
 test("under cgroup2 the pids of sub-groups made inside the jail's group count as the group's (systemd-nspawn's payload and supervisor)", () => {
-  const d = mkdtempSync(join(tmpdir(), "vivary-cg-sub-"));
+  const d = tempDir("vivary-cg-sub-");
   mkdirSync(join(d, "payload"));
   mkdirSync(join(d, "supervisor"));
   writeFileSync(join(d, "cgroup.procs"), "");

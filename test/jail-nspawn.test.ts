@@ -2,7 +2,7 @@
 // (images/nspawn-root.ts), as tables: what each guarantee needs is on the line, the one
 // capability the first process needs is the only one nspawn keeps, and a caller that is not
 // root is refused. The jail itself is attacked by the bats suites with VIV_BACKEND=nspawn.
-import { describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, lstatSync, mkdtempSync, readdirSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -14,7 +14,7 @@ import { VivError } from "../lib/exit.ts";
 const root = mkdtempSync(join(tmpdir(), "vivary-nspawn-root-test-"));
 const skeleton = join(root, "nspawn-root");
 writeNspawnRoot(skeleton);
-process.on("exit", () => rmSync(root, { recursive: true, force: true }));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 const spec = (o: Partial<JailSpec> = {}): JailSpec => ({
   hostUid: 2_123_456,

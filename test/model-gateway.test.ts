@@ -6,7 +6,7 @@
 // never overrun, and a restarted gateway rebuilds the budget from the log. The key is never in a
 // reply or a record. The jail and the official SDKs are tested in test/bats/model.bats.
 import { afterAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuditStore } from "../broker/audit.ts";
@@ -24,14 +24,18 @@ import { startFakeOpenAI } from "./fake-openai.ts";
 const KEY = `canary-model-key-${crypto.randomUUID()}`;
 const anthropic = startFakeAnthropic({ key: KEY });
 const openai = startFakeOpenAI({ key: KEY });
+/** The state directories of this file's tests, removed after them. */
+const states: string[] = [];
 afterAll(() => {
   anthropic.stop();
   openai.stop();
+  for (const d of states) rmSync(d, { recursive: true, force: true });
 });
 
 const BUDGET = 20000;
 function setup(budget = BUDGET) {
   const state = mkdtempSync(join(tmpdir(), "mdl-gw-"));
+  states.push(state);
   const policy = loadPolicyText([{
     file: "p.kdl",
     text: `

@@ -3,7 +3,7 @@
 // OpenAI-compatible servers: the completion, its usage, the budget's refusal (75), a provider's
 // refusal (69) and a reply that is not JSON (65), and the key never in a result. The path through a real jail is in test/bats/model.bats.
 import { afterAll, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { AuditStore } from "../../broker/audit.ts";
@@ -21,9 +21,12 @@ import { modelComplete } from "./index.ts";
 const KEY = `canary-${crypto.randomUUID()}`;
 const anthropic = startFakeAnthropic({ key: KEY });
 const openai = startFakeOpenAI({ key: KEY });
+/** The state directories of this file's tests, removed after them. */
+const states: string[] = [];
 afterAll(() => {
   anthropic.stop();
   openai.stop();
+  for (const d of states) rmSync(d, { recursive: true, force: true });
 });
 
 const scopes = { provider: ["claude", "local"], model: ["claude-*", "llama"] };
@@ -44,6 +47,7 @@ test("run without the broker's model access is unavailable (69)", async () => {
 
 function access(budget: number, { key = KEY, claudeUrl = anthropic.url } = {}) {
   const state = mkdtempSync(join(tmpdir(), "mdl-cap-"));
+  states.push(state);
   const policy = loadPolicyText([{ file: "p.kdl", text: `
 provider "claude" { kind "anthropic"; url "${claudeUrl}"; credential "k"; }
 provider "local" { kind "openai-compatible"; url "${openai.url}"; credential "k"; }
