@@ -174,14 +174,5 @@ for i in range(10001): open(os.path.join(sys.argv[1], "f%05d" % i), "w").close()
   ln -s /etc/passwd "$SCOPE/passwd"
   mkdir "$SCOPE/archive"
   echo old >"$SCOPE/archive/2025.md"
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
-  man_examples fs-dir-list "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    cmd=$(sed "s|/srv/notes|$SCOPE|g" "$f")
-    expected=$(sed "s|/srv/notes|$SCOPE|g" "${f%.cmd}.out")
-    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
-    [ "$output" = "$expected" ]
-  done
-  [ "$n" -eq 2 ]
+  check_man_examples fs-dir-list 2 "s|/srv/notes|$SCOPE|g"
 }

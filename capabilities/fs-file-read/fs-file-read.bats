@@ -362,15 +362,5 @@ syncs_of() {
   printf '\211PNG\r\n\032\n' >"$SCOPE/logo.png"
   head -c 59 /dev/zero >>"$SCOPE/logo.png"
   ln -s /etc/passwd "$SCOPE/passwd"
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
-  man_examples fs-file-read "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    cmd=$(sed "s|/srv/notes|$SCOPE|g" "$f")
-    expected=$(sed "s|/srv/notes|$SCOPE|g" "${f%.cmd}.out")
-    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
-    [ -n "$expected" ]
-    [ "$output" = "$expected" ]
-  done
-  [ "$n" -eq 3 ]
+  check_man_examples fs-file-read 3 "s|/srv/notes|$SCOPE|g"
 }

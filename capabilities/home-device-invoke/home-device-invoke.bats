@@ -207,12 +207,5 @@ refute_canary() {
 
 @test "every example in home-device-invoke(1) runs in a jail and prints what the page says" {
   set_secret
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f
-  man_examples home-device-invoke "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    run viv run --agent "$AGENT" -- sh -c "$(cat "$f") 2>&1"
-    [ "$output" = "$(cat "${f%.cmd}.out")" ]
-  done
-  [ "$n" -eq 3 ]
+  check_man_examples home-device-invoke 3
 }

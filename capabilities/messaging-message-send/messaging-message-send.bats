@@ -215,14 +215,7 @@ refute_canary() {
 
 @test "every example in messaging-message-send(1) runs in a jail and prints what the page says" {
   set_secret
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f
-  man_examples messaging-message-send "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    run viv run --agent "$AGENT" -- sh -c "$(cat "$f") 2>&1"
-    [ "$output" = "$(cat "${f%.cmd}.out")" ]
-  done
-  [ "$n" -eq 2 ]
+  check_man_examples messaging-message-send 2
   # Only the granted contact's message reached the provider.
   [ "$(jq -sc '[.[] | [.to, .body]]' "$RECEIVED")" = '[["+15550100000","Running late, home by 7"]]' ]
 }

@@ -351,17 +351,7 @@ assert_denied() {
 
 @test "every example in web-page-read(1) runs in a jail and prints what the page says" {
   # The pages' examples use port 8080 for the granted origin and 8081 for another port.
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected
-  man_examples web-page-read "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    cmd=$(sed -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "$f")
-    expected=$(sed -e "s/8081/$((PORT + 1))/g" -e "s/8080/$PORT/g" "${f%.cmd}.out")
-    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
-    [ -n "$expected" ]
-    [ "${output:0:${#expected}}" = "$expected" ]
-  done
-  [ "$n" -eq 4 ]
+  check_man_examples --prefix web-page-read 4 "s/8081/$((PORT + 1))/g" "s/8080/$PORT/g"
 }
 
 @test "concurrent calls of one agent get tabs of its browser up to a bound of 4" {

@@ -123,6 +123,38 @@ man_examples() {
   done
 }
 
+# check_man_examples [--prefix] CAP COUNT [SED-EXPR...]: runs each EXAMPLES command of man/CAP.1
+# in $AGENT's jail, its stderr with its stdout, and checks that it prints what the page shows,
+# once the sed expressions (the page's hosts and paths made this test's) are applied to both.
+# With --prefix the output need only begin with it (a page that shows the start of a long
+# output). The page must have exactly COUNT examples.
+# shellcheck disable=SC2154 # output is set by bats' run
+check_man_examples() {
+  local prefix=0
+  if [ "$1" = --prefix ]; then
+    prefix=1
+    shift
+  fi
+  local cap=$1 count=$2 dir="$BATS_TEST_TMPDIR/examples" n=0 f cmd expected e
+  shift 2
+  local edits=(-e '')
+  for e in "$@"; do edits+=(-e "$e"); done
+  man_examples "$cap" "$dir"
+  for f in "$dir"/*.cmd; do
+    n=$((n + 1))
+    cmd=$(sed "${edits[@]}" "$f")
+    expected=$(sed "${edits[@]}" "${f%.cmd}.out")
+    run viv run --agent "$AGENT" -- sh -c "$cmd 2>&1"
+    [ -n "$expected" ]
+    if [ "$prefix" = 1 ]; then
+      [ "${output:0:${#expected}}" = "$expected" ]
+    else
+      [ "$output" = "$expected" ]
+    fi
+  done
+  [ "$n" -eq "$count" ]
+}
+
 # SWAP_LOOP: a python3 program that exchanges two names in a directory atomically
 # (renameat2 RENAME_EXCHANGE), as fast as it can, until a stop file exists (60 s at most), then
 # prints how many exchanges it made. The race tests run it in a jail, as the agent:

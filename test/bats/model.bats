@@ -263,14 +263,7 @@ received() {
   ANTHROPIC_URL=$(head -n 1 "$BATS_TEST_TMPDIR/anthropic.url")
   write_policy 'tokens max=1000000 per="day"'
   start_broker
-  local dir="$BATS_TEST_TMPDIR/examples" n=0 f
-  man_examples model-complete "$dir"
-  for f in "$dir"/*.cmd; do
-    n=$((n + 1))
-    run viv run --agent "$AGENT" -- sh -c "$(cat "$f") 2>&1"
-    [ "$output" = "$(cat "${f%.cmd}.out")" ]
-  done
-  [ "$n" -eq 2 ]
+  check_man_examples model-complete 2
   # The refused model was never asked.
   [ "$(received '[.model, .body.max_tokens]')" = '["claude-sonnet-4-5",16]' ]
 }
