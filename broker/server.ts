@@ -50,10 +50,10 @@ interface Conn {
   chain: Promise<void>;
   out: Uint8Array[];
   /**
-   * Resolves once WELCOME is written, rejects when it could not be (the connection was gone): no
-   * call of this connection takes effect before it, and none at all without it.
+   * Settles once the hello is recorded: true when WELCOME was written, false when it could not be
+   * (the connection was gone). No call of this connection takes effect before it, none without it.
    */
-  welcomed: PromiseWithResolvers<void>;
+  welcomed: PromiseWithResolvers<boolean>;
   /** Set by a drain on a connection that was mid-frame: that frame is still read and served. */
   finishing: boolean;
 }
@@ -364,10 +364,9 @@ export class Broker {
       timerFor: null,
       chain: Promise.resolve(),
       out: [],
-      welcomed: Promise.withResolvers<void>(),
+      welcomed: Promise.withResolvers<boolean>(),
       finishing: false,
     };
-    s.data.welcomed.promise.catch(() => {});
     if (conns.size >= LIMITS.connectionsPerAgent) {
       this.violate(s, `more than ${LIMITS.connectionsPerAgent} connections at once`, new Uint8Array(0));
       return;
@@ -481,12 +480,9 @@ export class Broker {
     const reply = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
     const durable = this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
     durable.then(
-      () => {
-        if (!s.data.closing && this.send(s, reply)) s.data.welcomed.resolve();
-        else s.data.welcomed.reject(new Error("the connection closed before its welcome"));
-      },
+      () => s.data.welcomed.resolve(!s.data.closing && this.send(s, reply)),
       (e) => {
-        s.data.welcomed.reject(e);
+        s.data.welcomed.resolve(false);
         this.fail(s, e);
       },
     );
@@ -543,7 +539,7 @@ export class Broker {
         // connection before WELCOME may send its call again (vivary-protocol(7)), so a call whose
         // WELCOME could not be written is not run at all. The hello was committed no later than
         // the intent, so this waits for nothing but a write.
-        const welcomed = deferIntent || (await c.welcomed.promise.then(() => true, () => false));
+        const welcomed = deferIntent || (await c.welcomed.promise);
         if (welcomed) reply = await this.execute(c, agent, cap, d.capability, d.args, d.grant.scopes, digest, context, ready.basicUsers, budget?.id, deferIntent ? intent : undefined);
         else reply = await this.notRun(c, cap, budget?.id);
       }

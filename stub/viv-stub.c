@@ -100,16 +100,21 @@ static void read_all(int fd, unsigned char *p, size_t n) {
     die(EX_UNAVAILABLE, "cannot read from broker", strerror(errno));
 }
 
+/* Reads the body of a frame whose length prefix said len; returns it malloc'd. */
+static unsigned char *read_body(int fd, uint32_t len) {
+    if (len == 0 || len > MAX_FRAME) die(EX_PROTOCOL, "bad frame from broker", "length out of range");
+    unsigned char *body = malloc(len);
+    if (!body) die(EX_SOFTWARE, "cannot read result", "out of memory");
+    read_all(fd, body, len);
+    return body;
+}
+
 /* Reads one frame; returns its body (malloc'd) and sets *len. */
 static unsigned char *read_frame(int fd, uint32_t *len) {
     unsigned char hdr[4];
     read_all(fd, hdr, 4);
     *len = get32(hdr);
-    if (*len == 0 || *len > MAX_FRAME) die(EX_PROTOCOL, "bad frame from broker", "length out of range");
-    unsigned char *body = malloc(*len);
-    if (!body) die(EX_SOFTWARE, "cannot read result", "out of memory");
-    read_all(fd, body, *len);
-    return body;
+    return read_body(fd, *len);
 }
 
 /* An ERROR frame (type, exit, message) ends the call with the broker's exit code and message. */
@@ -170,11 +175,8 @@ static int send_call(int fd, const unsigned char *call, size_t n) {
         if (welcome[0] != 0x02) die(EX_PROTOCOL, "bad reply from broker", "expected welcome");
         return 0;
     }
-    if (len == 0 || len > MAX_FRAME) die(EX_PROTOCOL, "bad frame from broker", "length out of range");
-    unsigned char *f = malloc(len);
-    if (!f) die(EX_SOFTWARE, "cannot read result", "out of memory");
-    read_all(fd, f, len);
-    refuse_on_error(f, len);
+    /* Not a WELCOME: an ERROR says why; anything else is a broken broker. */
+    refuse_on_error(read_body(fd, len), len);
     die(EX_PROTOCOL, "bad reply from broker", "expected welcome");
 }
 
