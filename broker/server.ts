@@ -44,7 +44,10 @@ interface Conn {
   reader: FrameReader;
   gotHello: boolean;
   callInFlight: boolean;
+  /** The broker is ending the connection (a violation, a drain) or it ended: read nothing more. */
   closing: boolean;
+  /** The connection ended (onClose): nothing more can be written to it. */
+  gone: boolean;
   timer: ReturnType<typeof setTimeout> | null;
   timerFor: "hello" | "frame" | "idle" | null;
   chain: Promise<void>;
@@ -360,6 +363,7 @@ export class Broker {
       gotHello: false,
       callInFlight: false,
       closing: false,
+      gone: false,
       timer: null,
       timerFor: null,
       chain: Promise.resolve(),
@@ -379,6 +383,7 @@ export class Broker {
     conns.delete(s);
     if (s.data) {
       s.data.closing = true;
+      s.data.gone = true;
       this.unfinish(s);
       this.disarm(s);
       this.approvals.withdraw(s.data.id);
@@ -480,7 +485,8 @@ export class Broker {
     const reply = encodeFrame({ type: "welcome", version: PROTOCOL_VERSION });
     const durable = this.audit.append({ agent: s.data.agent, kind: "hello", fields: { conn: s.data.id, version: PROTOCOL_VERSION }, raw: concat(raw, reply) });
     durable.then(
-      () => s.data.welcomed.resolve(!s.data.closing && this.send(s, reply)),
+      // A connection the broker is ending still gets its WELCOME before the ERROR that ends it.
+      () => s.data.welcomed.resolve(!s.data.gone && this.send(s, reply)),
       (e) => {
         s.data.welcomed.resolve(false);
         this.fail(s, e);

@@ -78,10 +78,14 @@ beta_still_served() {
   [ "${lines[0]}" = '{"type":"error","exit":76,"message":"1 trailing bytes"}' ]
   run -0 raw alpha hello hex:0000000810000000016100010000 read
   [ "${lines[1]}" = '{"type":"error","exit":76,"message":"truncated frame body"}' ]
+  # The same two frames in one write, read together: the hello is still welcomed first.
+  run -0 raw alpha hex:000000070156495652000100000008100000000161000100 read
+  [ "${lines[0]}" = '{"type":"welcome","version":1}' ]
+  [ "${lines[1]}" = '{"type":"error","exit":76,"message":"truncated frame body"}' ]
   run -0 raw alpha hello hex:000000081000000001ff0000 read
   [ "${lines[1]}" = '{"type":"error","exit":76,"message":"string is not valid UTF-8"}' ]
   run -0 viv-log --agent alpha
-  [ "$(grep -c 'kind=protocol' <<<"$output")" -eq 3 ]
+  [ "$(grep -c 'kind=protocol' <<<"$output")" -eq 4 ]
 }
 
 @test "a client that stalls mid-frame is cut off at the deadline and recorded" {
