@@ -157,6 +157,7 @@ events() {
   # Every model request went through the endpoint, streamed, and is recorded with its tokens; Codex
   # asked the endpoint for nothing else (no model list, no WebSocket upgrade: no deny record).
   run -0 viv-log --agent "$AGENT" --cap model-complete
+  echo "$output"
   [ "${#lines[@]}" -eq 6 ]
   [ "$(grep -c " kind=call cap=model-complete .* via=endpoint provider=gpt credential=openai-key api=/v1/responses model=$MODEL stream=true " <<<"$output")" -eq 3 ]
   [ "$(grep -c ' kind=result cap=model-complete .* via=endpoint exit=0 status=200 input_tokens=12 output_tokens=7 tokens=19 ' <<<"$output")" -eq 3 ]
