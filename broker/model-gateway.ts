@@ -18,7 +18,7 @@ import type { Secret } from "../lib/secret.ts";
 import type { AgentPolicy, Grant, Policy, Provider } from "../policy/model.ts";
 import { matchModel } from "../policy/scope.ts";
 import { completeAnthropic } from "../providers/anthropic.ts";
-import { DEFAULT_MAX_TOKENS, mergeUsage, promptOf, replyOf, sseData, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
+import { DEFAULT_MAX_TOKENS, mergeUsage, promptOf, replyOf, sseData, sseFinal, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
 import { completeChat } from "../providers/openai.ts";
 import { MODEL_WIRES } from "../providers/registry.ts";
 import type { AuditStore } from "./audit.ts";
@@ -266,8 +266,9 @@ export class ModelGateway {
     const fieldsBase = { conn, via: "endpoint", provider: provider.name, credential: provider.credential, api, ...(search ? { query: search.slice(1) } : {}), model, stream, max_tokens: bound.tokens, reserved, prompt: cut(promptOf(json)).texts[0]! };
     await this.deps.audit.append({ agent: agentName, kind: "call", cap: MODEL_CAP, fields: fieldsBase, raw: enc.encode(cut(forwardText).texts[0]!) });
 
-    // A reply cut short (the client left, the stream broke) may have been billed for more than it
-    // reported so far: it spends its whole reservation, or what it reported if that is more.
+    // A reply cut short (the client left before the final event, the stream broke) may have been
+    // billed for more than it reported so far: it spends its whole reservation, or what it reported
+    // if that is more.
     const finish = async (status: number, text: string, usage: Usage | null, extra: Record<string, unknown> = {}, cutShort = false) => {
       const reported = usage ? usage.input + usage.output : null;
       const used = cutShort ? Math.max(reserved, reported ?? 0) : reported ?? (status >= 200 && status < 300 ? reserved : 0);
@@ -329,8 +330,12 @@ export class ModelGateway {
     let recordCut = 0;
     let usage: Usage | null = null;
     let ended = false;
+    // Set once the API's final event has passed: a client may hang up then, before the upstream
+    // stream ends, and the reply it got is whole.
+    let whole = false;
     const note = (events: string) => {
       for (const d of sseData(events)) usage = mergeUsage(usage, usageIn(d));
+      whole ||= sseFinal(events);
       if (recorded.length + events.length <= MODEL_LIMITS.maxRecordBytes) recorded += events;
       else recordCut += events.length;
     };
@@ -339,7 +344,7 @@ export class ModelGateway {
       ended = true;
       if (pending) note(pending);
       pending = "";
-      await finish(upstream.status, recorded, usage, { ...(recordCut ? { cut_bytes: recordCut } : {}), ...(reason ? { reason } : {}) }, reason !== undefined).catch(() => {});
+      await finish(upstream.status, recorded, usage, { ...(recordCut ? { cut_bytes: recordCut } : {}), ...(reason ? { reason } : {}) }, reason !== undefined && !whole).catch(() => {});
       this.end();
     };
     const body = new ReadableStream<Uint8Array>({
@@ -370,14 +375,14 @@ export class ModelGateway {
       },
       cancel: async () => {
         await reader.cancel().catch(() => {});
-        await close("the client closed the stream");
+        await close(whole ? undefined : "the client closed the stream");
       },
     });
     // A client that goes away mid-stream ends the upstream request too.
     req.signal.addEventListener("abort", () => {
       if (ended) return;
       void reader.cancel().catch(() => {});
-      void close("the client closed the stream");
+      void close(whole ? undefined : "the client closed the stream");
     });
     return { response: new Response(body, { status: upstream.status, headers }), streaming: true };
   }

@@ -89,16 +89,25 @@ export function mergeUsage(a: Usage | null, b: Usage | null): Usage | null {
   return { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
 }
 
-/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
-export function sseData(text: string): unknown[] {
-  const out: unknown[] = [];
+/** The data of each complete server-sent event in `text`, its lines joined (events without data skipped). */
+function sseDataText(text: string): string[] {
+  const out: string[] = [];
   for (const event of text.split(/\r?\n\r?\n/)) {
     const data = event
       .split(/\r?\n/)
       .filter((l) => l.startsWith("data:"))
       .map((l) => l.slice(5).replace(/^ /, ""))
       .join("\n");
-    if (!data || data === "[DONE]") continue;
+    if (data) out.push(data);
+  }
+  return out;
+}
+
+/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
+export function sseData(text: string): unknown[] {
+  const out: unknown[] = [];
+  for (const data of sseDataText(text)) {
+    if (data === "[DONE]") continue;
     try {
       out.push(JSON.parse(data));
     } catch {
@@ -106,6 +115,25 @@ export function sseData(text: string): unknown[] {
     }
   }
   return out;
+}
+
+/** The event types that end a whole reply: Anthropic's, and the Responses API's (one that stopped at its bound is whole too). */
+const FINAL_EVENTS = new Set(["message_stop", "response.completed", "response.incomplete"]);
+
+/**
+ * Whether these server-sent events hold the one that ends a whole reply, in any of the APIs:
+ * Anthropic's message_stop, Chat Completions' [DONE], the Responses API's response.completed (or
+ * response.incomplete). Its usage is final then, so a client that leaves after it cut nothing short.
+ */
+export function sseFinal(text: string): boolean {
+  return sseDataText(text).some((d) => {
+    if (d === "[DONE]") return true;
+    try {
+      return FINAL_EVENTS.has(JSON.parse(d)?.type);
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** The most characters of a prompt or reply a record's fields keep; the full bodies are its raw bytes. */

@@ -241,6 +241,51 @@ test("after a crash, a call with no outcome counts at its reservation; a model-c
   expect(again.tokens.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(700 + 105);
 });
 
+/** Posts over a raw connection and hangs up once the reply holds `until`; resolves to what was read. */
+async function leaveAt(sock: string, path: string, body: string, until: string): Promise<string> {
+  const { connect } = await import("node:net");
+  return new Promise<string>((resolve, reject) => {
+    let got = "";
+    const c = connect(sock, () => c.write(`POST ${path} HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
+    c.on("data", (d) => {
+      got += d.toString();
+      if (got.includes(until)) {
+        c.destroy();
+        resolve(got);
+      }
+    });
+    c.once("error", reject);
+    c.once("close", () => resolve(got));
+  });
+}
+
+async function resultRecord(audit: AuditStore) {
+  for (let i = 0; i < 100; i++) {
+    const r = records(audit).find((x) => x.kind === "result");
+    if (r) return r;
+    await Bun.sleep(20);
+  }
+  throw new Error("no result record");
+}
+
+// A client may hang up as soon as it has the final event (Codex does), before the upstream stream
+// ends: the reply was whole, so the record is not cut short and the budget spends what was used.
+// The loopback servers pause after each event of a "slow" reply, the final one too.
+test.each([
+  ["anthropic", "/claude/v1/messages", { model: "claude-x", max_tokens: 300 }, "message_stop"],
+  ["chat completions", "/gpt/v1/chat/completions", { model: "gpt-4o", max_tokens: 300 }, "[DONE]"],
+  ["responses", "/gpt/v1/responses", { model: "gpt-4o", max_output_tokens: 300 }, "response.completed"],
+])("%s: a client that leaves right after the final event has a whole reply, settled at its usage", async (_, path, fields, final) => {
+  env = setup(100_000);
+  const input = path.endsWith("responses") ? { input: "slow" } : { messages: [{ role: "user", content: "slow" }] };
+  const got = await leaveAt(env.sock, path, JSON.stringify({ ...fields, ...input, stream: true }), final);
+  expect(got).toContain(final);
+  const result = await resultRecord(env.audit);
+  expect(result.fields.reason).toBeUndefined();
+  expect(result.fields.tokens).toBe(FAKE_INPUT_TOKENS + FAKE_OUTPUT_TOKENS);
+  expect(result.fields.exit).toBe(Exit.ok);
+});
+
 test("a stream the client leaves midway is recorded as cut short and spends its whole reservation", async () => {
   env = setup(100_000);
   // A raw connection, closed after the first bytes of the reply: the client goes away.

@@ -7,7 +7,7 @@ import { TokenBudgets } from "../broker/token-budget.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicyText } from "../policy/load.ts";
 import { matchModel, refuseModelPattern } from "../policy/scope.ts";
-import { mergeUsage, promptOf, replyOf, sseData, usageIn } from "../providers/model-wire.ts";
+import { mergeUsage, promptOf, replyOf, sseData, sseFinal, usageIn } from "../providers/model-wire.ts";
 import { problemsOf } from "./policy-problems.ts";
 
 describe("usage", () => {
@@ -27,6 +27,20 @@ describe("usage", () => {
     const events = sseData("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\nevent: ping\ndata: {\"type\":\"ping\"}\n\n: comment\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":7}}\n\ndata: [DONE]\n\n");
     expect(events.length).toBe(3);
     expect(events.map(usageIn).reduce(mergeUsage, null)).toEqual({ input: 12, output: 7 });
+  });
+
+  test.each([
+    ["Anthropic's message_stop", 'event: message_stop\ndata: {"type":"message_stop"}\n\n', true],
+    ["Chat Completions' [DONE]", "data: [DONE]\n\n", true],
+    ["Responses' response.completed", 'event: response.completed\r\ndata: {"type":"response.completed","response":{}}\r\n\r\n', true],
+    ["Responses' response.incomplete (stopped at its bound)", 'data: {"type":"response.incomplete","response":{}}\n\n', true],
+    ["a message_delta before the stop", 'event: message_delta\ndata: {"type":"message_delta","usage":{"output_tokens":7}}\n\n', false],
+    ["a usage chunk before [DONE]", 'data: {"object":"chat.completion.chunk","choices":[],"usage":{"prompt_tokens":1}}\n\n', false],
+    ["the final name only as an event name or in text", 'event: message_stop\ndata: {"type":"ping","text":"response.completed [DONE]"}\n\n', false],
+    ["Anthropic's error event", 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n', false],
+    ["data that is not JSON", "data: message_stop\n\n", false],
+  ])("the final event of a whole reply: %s", (_, text, expected) => {
+    expect(sseFinal(text)).toBe(expected);
   });
 });
 
