@@ -6,7 +6,7 @@
 // only reads, and a secret removed is gone for the next call. Nothing here logs.
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
 import {
-  closeSync, constants, fstatSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync,
+  closeSync, constants, fstatSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync,
 } from "node:fs";
 import { dirname, join } from "node:path";
 import { Exit, VivError } from "../lib/exit.ts";
@@ -232,22 +232,37 @@ export class Vault {
     }
   }
 
+  /**
+   * Creates the key whole or not at all: written and synced under a name of this process's, then
+   * linked to its own name, which fails if another writer's key got there first; that key is used.
+   * So no reader ever sees a key file half written, and a crash leaves no empty one behind.
+   */
   private createKey(): Buffer {
     const dir = dirname(this.keyPath);
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const key = randomBytes(KEY_BYTES);
+    const tmp = `${this.keyPath}.tmp-${process.pid}`;
+    const failed = (e: unknown) => unavailable(`vault key '${this.keyPath}' cannot be created: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    rmSync(tmp, { force: true });
     let fd: number;
     try {
-      fd = openSync(this.keyPath, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EEXIST") return this.key(false);
-      throw unavailable(`vault key '${this.keyPath}' cannot be created: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw failed(e);
     }
     try {
-      writeSync(fd, key);
-      fsyncSync(fd);
+      try {
+        writeSync(fd, key);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      linkSync(tmp, this.keyPath);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EEXIST") return this.key(false);
+      throw failed(e);
     } finally {
-      closeSync(fd);
+      rmSync(tmp, { force: true });
     }
     fsyncDir(dir);
     return key;
