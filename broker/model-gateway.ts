@@ -8,7 +8,7 @@
 // settled to the usage the reply reports. Whatever key the client sent is dropped and the vault's
 // injected. The reply streams back as it arrives (server-sent events event by event, scrubbed of
 // the key), and the request and the reply are recorded in full, scrubbed, with the token counts.
-import { chownSync, chmodSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type { Server } from "bun";
 import type { CallContext } from "../lib/capability.ts";
 import { Exit, VivError } from "../lib/exit.ts";
@@ -24,6 +24,7 @@ import { MODEL_WIRES } from "../providers/registry.ts";
 import type { AuditStore } from "./audit.ts";
 import type { SecretSource } from "./credentials.ts";
 import { scrub } from "./scrub.ts";
+import { listenInPlace } from "./socket-in-place.ts";
 import { TokenBudgets, type Entry } from "./token-budget.ts";
 
 /** The capability whose grant governs model access, and under whose name its records go. */
@@ -66,14 +67,12 @@ export class ModelGateway {
     if (!modelGrant(agent)) return this.stop(agent.name);
     if (this.servers.has(agent.name)) return;
     const path = stateLayout(this.deps.state).agentModelSocket(agent.name);
-    rmSync(path, { force: true });
     const name = agent.name;
     // idleTimeout 0: a streamed reply may be quiet for longer than Bun's default; Bun's types do
     // not list the option for a Unix socket, which it honours.
-    const options = { unix: path, idleTimeout: 0, maxRequestBodySize: MODEL_LIMITS.maxRequestBytes, fetch: (req: Request) => this.handle(name, req) };
-    const server = Bun.serve(options as unknown as Parameters<typeof Bun.serve<undefined, never>>[0]) as Server<undefined>;
-    if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
-    chmodSync(path, 0o600);
+    const options = (at: string) => ({ unix: at, idleTimeout: 0, maxRequestBodySize: MODEL_LIMITS.maxRequestBytes, fetch: (req: Request) => this.handle(name, req) });
+    const access = { mode: 0o600, uid: process.getuid?.() === 0 ? agent.uid : undefined };
+    const server = listenInPlace(path, access, (at) => Bun.serve(options(at) as unknown as Parameters<typeof Bun.serve<undefined, never>>[0]) as Server<undefined>);
     this.servers.set(name, server);
   }
 

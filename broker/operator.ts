@@ -1,11 +1,11 @@
 // The operator socket: STATE/operator.sock, mode 0600, one JSON request per line and one JSON
 // reply per line. Only the broker's own user (root in production) can connect, and no jail can
 // see it, so nothing here can be reached or spoofed by an agent.
-import { chmodSync, rmSync } from "node:fs";
 import { capabilityList } from "./agent-dir.ts";
 import { VivError } from "../lib/exit.ts";
 import { checkGroup, hostFacts, LIMIT_DRIVERS, type LimitEvents } from "../lib/cgroup.ts";
 import type { Broker } from "./server.ts";
+import { listenInPlace } from "./socket-in-place.ts";
 
 const MAX_REQUEST = 64 * 1024;
 
@@ -111,9 +111,8 @@ function handle(broker: Broker, req: OperatorRequest): Promise<unknown> | unknow
 }
 
 export function listenOperator(broker: Broker, path: string) {
-  rmSync(path, { force: true });
-  const server = Bun.listen<{ buf: string }>({
-    unix: path,
+  return listenInPlace(path, { mode: 0o600 }, (at) => Bun.listen<{ buf: string }>({
+    unix: at,
     socket: {
       open(s) {
         s.data = { buf: "" };
@@ -135,7 +134,5 @@ export function listenOperator(broker: Broker, path: string) {
         }
       },
     },
-  });
-  chmodSync(path, 0o600);
-  return server;
+  }));
 }

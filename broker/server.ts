@@ -2,7 +2,7 @@
 // came in on), a bounded frame reader per connection, deadlines, and the call path
 // decide → record intent → execute → record outcome → reply. Library code below this never logs
 // or touches sockets; this file owns both, and audits each frame once.
-import { chmodSync, chownSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import type { Socket, UnixSocketListener } from "bun";
 import { NoEffect, renderResult, type Args, type CallContext, type Capability, type Scopes } from "../lib/capability.ts";
 import { EscapeAttempt } from "../lib/confined-fs.ts";
@@ -21,6 +21,7 @@ import { MODEL_CAP, ModelGateway, modelEndpoints } from "./model-gateway.ts";
 import { argvDigest, decide, type Decision } from "./pipeline.ts";
 import { RateLimiter } from "./rate-limit.ts";
 import { scrubOutput } from "./scrub.ts";
+import { listenInPlace } from "./socket-in-place.ts";
 import { Vault } from "./vault.ts";
 import { summaryReason, ViolationBudget, type ViolationSummary } from "./violation-budget.ts";
 import { groupPids, killGroup, killUid, type JailGroup, type LimitEvents } from "../lib/cgroup.ts";
@@ -324,21 +325,21 @@ export class Broker {
   private listen(agent: AgentPolicy) {
     prepareAgentDir(this.state, agent, this.stubPath);
     const path = stateLayout(this.state).agentSocket(agent.name);
-    rmSync(path, { force: true });
     const conns = new Set<AgentSocket>();
     const name = agent.name;
-    const listener = Bun.listen<Conn>({
-      unix: path,
-      socket: {
-        open: (s) => this.onOpen(name, conns, s),
-        data: (s, chunk) => this.onData(s, chunk),
-        drain: (s) => void this.flushOut(s),
-        close: (s) => this.onClose(conns, s),
-        error: (s) => this.onClose(conns, s),
-      },
-    });
-    if (process.getuid?.() === 0) chownSync(path, agent.uid, agent.uid);
-    chmodSync(path, 0o600);
+    const access = { mode: 0o600, uid: process.getuid?.() === 0 ? agent.uid : undefined };
+    const listener = listenInPlace(path, access, (at) =>
+      Bun.listen<Conn>({
+        unix: at,
+        socket: {
+          open: (s) => this.onOpen(name, conns, s),
+          data: (s, chunk) => this.onData(s, chunk),
+          drain: (s) => void this.flushOut(s),
+          close: (s) => this.onClose(conns, s),
+          error: (s) => this.onClose(conns, s),
+        },
+      }),
+    );
     this.listeners.set(name, { listener, conns });
     this.models.listen(agent);
   }
