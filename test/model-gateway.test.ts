@@ -241,7 +241,7 @@ test("after a crash, a call with no outcome counts at its reservation; a model-c
   expect(again.tokens.used(`mdl-a\0${MODEL_CAP}`, rate)).toBe(700 + 105);
 });
 
-/** Posts over a raw connection and hangs up once the reply holds `until`; resolves to what was read. */
+/** Posts over a raw connection and hangs up once the reply holds `until` ("": its first bytes); resolves to what was read. */
 async function leaveAt(sock: string, path: string, body: string, until: string): Promise<string> {
   const { connect } = await import("node:net");
   return new Promise<string>((resolve, reject) => {
@@ -290,22 +290,10 @@ test("a stream the client leaves midway is recorded as cut short and spends its 
   env = setup(100_000);
   // A raw connection, closed after the first bytes of the reply: the client goes away.
   const body = JSON.stringify({ model: "claude-x", max_tokens: 300, stream: true, messages: [{ role: "user", content: "slow" }] });
-  const { connect } = await import("node:net");
-  await new Promise<void>((resolve, reject) => {
-    const sock = connect(env.sock, () => sock.write(`POST /claude/v1/messages HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`));
-    sock.once("data", () => {
-      sock.destroy();
-      resolve();
-    });
-    sock.once("error", reject);
-  });
-  let result: ReturnType<typeof records>[number] | undefined;
-  for (let i = 0; i < 100 && !result; i++) {
-    await Bun.sleep(20);
-    result = records(env.audit).find((r) => r.kind === "result");
-  }
+  await leaveAt(env.sock, "/claude/v1/messages", body, "");
+  const result = await resultRecord(env.audit);
   const call = records(env.audit).find((r) => r.kind === "call")!;
-  expect(result!.fields.reason).toBe("the client closed the stream");
-  expect(result!.fields.tokens).toBe(call.fields.reserved);
-  expect(result!.fields.tokens as number).toBeGreaterThan(300);
+  expect(result.fields.reason).toBe("the client closed the stream");
+  expect(result.fields.tokens).toBe(call.fields.reserved);
+  expect(result.fields.tokens as number).toBeGreaterThan(300);
 });
