@@ -18,7 +18,7 @@ import type { Secret } from "../lib/secret.ts";
 import type { AgentPolicy, Grant, Policy, Provider } from "../policy/model.ts";
 import { matchModel } from "../policy/scope.ts";
 import { completeAnthropic } from "../providers/anthropic.ts";
-import { DEFAULT_MAX_TOKENS, mergeUsage, promptOf, replyOf, sseData, sseFinal, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
+import { DEFAULT_MAX_TOKENS, mergeUsage, promptOf, replyOf, sseData, sseEvents, usageIn, type ModelPath, type ModelWire, type Usage } from "../providers/model-wire.ts";
 import { completeChat } from "../providers/openai.ts";
 import { MODEL_WIRES } from "../providers/registry.ts";
 import type { AuditStore } from "./audit.ts";
@@ -333,8 +333,9 @@ export class ModelGateway {
     // stream ends, and the reply it got is whole.
     let whole = false;
     const note = (events: string) => {
-      for (const d of sseData(events)) usage = mergeUsage(usage, usageIn(d));
-      whole ||= sseFinal(events);
+      const read = sseEvents(events);
+      for (const d of read.data) usage = mergeUsage(usage, usageIn(d));
+      whole ||= read.final;
       if (recorded.length + events.length <= MODEL_LIMITS.maxRecordBytes) recorded += events;
       else recordCut += events.length;
     };

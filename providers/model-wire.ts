@@ -89,52 +89,43 @@ export function mergeUsage(a: Usage | null, b: Usage | null): Usage | null {
   return { input: Math.max(a.input, b.input), output: Math.max(a.output, b.output) };
 }
 
-/** The data of each complete server-sent event in `text`, its lines joined (events without data skipped). */
-function sseDataText(text: string): string[] {
-  const out: string[] = [];
+/** The event types that end a whole reply: Anthropic's, and the Responses API's (one that stopped at its bound is whole too). */
+const FINAL_EVENTS = new Set(["message_stop", "response.completed", "response.incomplete"]);
+
+/**
+ * The complete server-sent events in `text`, read once: the JSON data of each (comments, ids and
+ * [DONE] skipped), and whether one of them ends a whole reply in its API (Anthropic's
+ * message_stop, Chat Completions' [DONE], the Responses API's response.completed or
+ * response.incomplete). After that event the usage is final, so a client that leaves then has cut
+ * nothing short.
+ */
+export function sseEvents(text: string): { data: unknown[]; final: boolean } {
+  const out: unknown[] = [];
+  let final = false;
   for (const event of text.split(/\r?\n\r?\n/)) {
     const data = event
       .split(/\r?\n/)
       .filter((l) => l.startsWith("data:"))
       .map((l) => l.slice(5).replace(/^ /, ""))
       .join("\n");
-    if (data) out.push(data);
-  }
-  return out;
-}
-
-/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
-export function sseData(text: string): unknown[] {
-  const out: unknown[] = [];
-  for (const data of sseDataText(text)) {
-    if (data === "[DONE]") continue;
+    if (!data) continue;
+    if (data === "[DONE]") {
+      final = true;
+      continue;
+    }
     try {
-      out.push(JSON.parse(data));
+      const d = JSON.parse(data);
+      out.push(d);
+      if (FINAL_EVENTS.has(d?.type)) final = true;
     } catch {
       /* not JSON: carries no usage */
     }
   }
-  return out;
+  return { data: out, final };
 }
 
-/** The event types that end a whole reply: Anthropic's, and the Responses API's (one that stopped at its bound is whole too). */
-const FINAL_EVENTS = new Set(["message_stop", "response.completed", "response.incomplete"]);
-
-/**
- * Whether these server-sent events hold the one that ends a whole reply, in any of the APIs:
- * Anthropic's message_stop, Chat Completions' [DONE], the Responses API's response.completed (or
- * response.incomplete). Its usage is final then, so a client that leaves after it cut nothing short.
- */
-export function sseFinal(text: string): boolean {
-  return sseDataText(text).some((d) => {
-    if (d === "[DONE]") return true;
-    try {
-      return FINAL_EVENTS.has(JSON.parse(d)?.type);
-    } catch {
-      return false;
-    }
-  });
-}
+/** The JSON data of each complete server-sent event in `text` (comments, ids and [DONE] skipped). */
+export const sseData = (text: string): unknown[] => sseEvents(text).data;
 
 /** The most characters of a prompt or reply a record's fields keep; the full bodies are its raw bytes. */
 export const MAX_TEXT_FIELD = 4000;

@@ -7,7 +7,7 @@ import { TokenBudgets } from "../broker/token-budget.ts";
 import { CATALOG } from "../capabilities/registry.ts";
 import { loadPolicyText } from "../policy/load.ts";
 import { matchModel, refuseModelPattern } from "../policy/scope.ts";
-import { mergeUsage, promptOf, replyOf, sseData, sseFinal, usageIn } from "../providers/model-wire.ts";
+import { mergeUsage, promptOf, replyOf, sseData, sseEvents, usageIn } from "../providers/model-wire.ts";
 import { problemsOf } from "./policy-problems.ts";
 
 describe("usage", () => {
@@ -40,7 +40,7 @@ describe("usage", () => {
     ["Anthropic's error event", 'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n', false],
     ["data that is not JSON", "data: message_stop\n\n", false],
   ])("the final event of a whole reply: %s", (_, text, expected) => {
-    expect(sseFinal(text)).toBe(expected);
+    expect(sseEvents(text).final).toBe(expected);
   });
 });
 
