@@ -71,7 +71,7 @@ export class ModelGateway {
     // idleTimeout 0: a streamed reply may be quiet for longer than Bun's default; Bun's types do
     // not list the option for a Unix socket, which it honours.
     const options = (at: string) => ({ unix: at, idleTimeout: 0, maxRequestBodySize: MODEL_LIMITS.maxRequestBytes, fetch: (req: Request) => this.handle(name, req) });
-    const access = { mode: 0o600, uid: process.getuid?.() === 0 ? agent.uid : undefined };
+    const access = { mode: 0o600, uid: agent.uid };
     const server = listenInPlace(path, access, (at) => Bun.serve(options(at) as unknown as Parameters<typeof Bun.serve<undefined, never>>[0]) as Server<undefined>);
     this.servers.set(name, server);
   }

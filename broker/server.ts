@@ -327,7 +327,7 @@ export class Broker {
     const path = stateLayout(this.state).agentSocket(agent.name);
     const conns = new Set<AgentSocket>();
     const name = agent.name;
-    const access = { mode: 0o600, uid: process.getuid?.() === 0 ? agent.uid : undefined };
+    const access = { mode: 0o600, uid: agent.uid };
     const listener = listenInPlace(path, access, (at) =>
       Bun.listen<Conn>({
         unix: at,

@@ -7,13 +7,16 @@
 import { chmodSync, chownSync, renameSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
-/** Listens on `path` through `listen(at)`, which binds `at`; `uid` (when given) owns the socket. */
+/**
+ * Listens on `path` through `listen(at)`, which binds `at`. `uid` (when given) owns the socket
+ * when the broker runs as root; a broker run by another user keeps its sockets, as its jails run as that user.
+ */
 export function listenInPlace<T extends { stop(closeActive?: boolean): unknown }>(path: string, access: { mode: number; uid?: number }, listen: (at: string) => T): T {
   const at = join(dirname(path), `.${basename(path)}`);
   rmSync(at, { force: true });
   const server = listen(at);
   try {
-    if (access.uid !== undefined) chownSync(at, access.uid, access.uid);
+    if (access.uid !== undefined && process.getuid?.() === 0) chownSync(at, access.uid, access.uid);
     chmodSync(at, access.mode);
     renameSync(at, path);
   } catch (e) {
